@@ -1,0 +1,163 @@
+/*
+ * NAME
+ *   config/maincf - read main.cf into an ordered name -> raw value table
+ * DESCRIPTION
+ *   readLogicalLines() is readllines(): lines whose first non-blank character is '#' and
+ *   all-blank lines are dropped, also in the middle of a continued entry; a line that starts
+ *   with white space is appended to the previous one as is (no separator is inserted, its
+ *   leading blanks are kept). A logical line that itself starts with white space (nothing
+ *   before it) is skipped with a warning. Each logical line carries the number of its first
+ *   physical line.
+ *
+ *   splitNameVal() is split_nameval(): "name = value", the name ends at white space or '=',
+ *   blanks around '=' and trailing blanks are removed. It returns Postfix's error text
+ *   instead of throwing, because its callers (main.cf and -o) word the fatal differently.
+ *
+ *   parseMainCf() is dict_load_fp(): values are stored raw (unexpanded); a later definition
+ *   replaces an earlier one in place, with a warning when the value differs. readMainCf()
+ *   opens and reads the file as dict_load_file_xt()/mail_conf_suck() do.
+ * LIMITS
+ *   The file is decoded as UTF-8. As in C, a NUL character ends the logical line's text.
+ *   Postfix re-reads a file modified within the last second ("hot" file); this reads once.
+ * DIAGNOSTICS
+ *   FatalError "<path>, line <n>: missing attribute name: \"<text>\"",
+ *   "<path>, line <n>: missing '=' after attribute name: \"<text>\"",
+ *   "open <path>: <strerror>", "read <path>: <strerror>".
+ *   Warnings "<path>, line <n>: overriding earlier entry: <name>=<old value>" and
+ *   "<path>: logical line must not start with whitespace: \"<first 30 chars>...\"".
+ * SEE ALSO
+ *   util/readlline.c, util/split_nameval.c, util/dict.c (dict_load_fp,
+ *   dict_load_file_xt), global/mail_conf.c (mail_conf_suck)
+ */
+
+import { readFileSync } from 'node:fs';
+import { FatalError } from '../errors.js';
+import { isCSpace } from './units.js';
+
+export interface LogicalLine {
+  /** The joined text of the logical line (comments and blank lines removed). */
+  readonly text: string;
+  /** 1-based number of its first non-comment physical line. */
+  readonly line: number;
+}
+
+type Warn = (msg: string) => void;
+const noWarn: Warn = () => undefined;
+
+function isBlankOrComment(line: string): boolean {
+  let i = 0;
+  while (i < line.length && isCSpace(line[i])) i++;
+  return i === line.length || line[i] === '#';
+}
+
+/** readllines() over a whole file's text. */
+export function readLogicalLines(text: string, path: string, warn: Warn = noWarn): LogicalLine[] {
+  const lines = text.split('\n');
+  const out: LogicalLine[] = [];
+  let buf = '';
+  let first = 0;
+  let lineno = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    const hasNewline = i < lines.length - 1;
+    // An unterminated last line counts only when it is not empty (readllines).
+    if (hasNewline || line.length > 0) lineno++;
+    if (!isBlankOrComment(line)) {
+      if (buf.length === 0) first = lineno;
+      buf += line;
+    }
+    if (buf.length === 0) continue;
+    // The logical line goes on while the next physical line starts with '#' or white space
+    // (an empty line starts with its newline); it ends at EOF or any other character.
+    let next: string | undefined;
+    if (i + 1 < lines.length) next = lines[i + 1].length > 0 ? lines[i + 1][0] : (i + 1 < lines.length - 1 ? '\n' : undefined);
+    if (next !== undefined && (next === '#' || isCSpace(next))) continue;
+    if (isCSpace(buf[0])) {
+      warn(`${path}: logical line must not start with whitespace: "${buf.slice(0, 30)}${buf.length > 30 ? '...' : ''}"`);
+    } else {
+      out.push({ text: buf, line: first });
+    }
+    buf = '';
+  }
+  return out;
+}
+
+export type NameValue = { name: string; value: string } | { error: string };
+
+/** split_nameval(): name and value, or the error text ("missing attribute name", ...). */
+export function splitNameVal(text: string): NameValue {
+  let np = 0;
+  while (np < text.length && isCSpace(text[np])) np++;
+  if (np === text.length || text[np] === '=') return { error: 'missing attribute name' };
+  let ep = np;
+  while (ep < text.length && !isCSpace(text[ep]) && text[ep] !== '=') ep++;
+  let cp = ep;
+  while (cp < text.length && isCSpace(text[cp])) cp++;
+  if (text[cp] !== '=') return { error: "missing '=' after attribute name" };
+  let vp = cp + 1;
+  while (vp < text.length && isCSpace(text[vp])) vp++;
+  let end = text.length;
+  while (end > vp && isCSpace(text[end - 1])) end--;
+  return { name: text.slice(np, ep), value: text.slice(vp, end) };
+}
+
+export interface ParseMainCfOptions {
+  /** Existing table to update (Postfix enters config_directory before reading main.cf). */
+  readonly into?: Map<string, string>;
+  readonly warn?: Warn;
+}
+
+/** dict_load_fp(): parse main.cf text into (or onto) an ordered name -> raw value Map. */
+export function parseMainCf(text: string, path: string, opts: ParseMainCfOptions = {}): Map<string, string> {
+  const table = opts.into ?? new Map<string, string>();
+  const warn = opts.warn ?? noWarn;
+  for (const ll of readLogicalLines(text, path, warn)) {
+    const nul = ll.text.indexOf('\0');
+    const cstr = nul < 0 ? ll.text : ll.text.slice(0, nul);
+    const nv = splitNameVal(cstr);
+    if ('error' in nv) throw new FatalError(`${path}, line ${ll.line}: ${nv.error}: "${cstr}"`);
+    const old = table.get(nv.name);
+    if (old !== undefined && old !== nv.value) {
+      warn(`${path}, line ${ll.line}: overriding earlier entry: ${nv.name}=${old}`);
+    }
+    table.set(nv.name, nv.value);
+  }
+  return table;
+}
+
+/** strerror() texts (glibc) for the errors that opening or reading a file can give. */
+const STRERROR: Readonly<Record<string, string>> = {
+  ENOENT: 'No such file or directory',
+  EACCES: 'Permission denied',
+  EPERM: 'Operation not permitted',
+  EISDIR: 'Is a directory',
+  ENOTDIR: 'Not a directory',
+  ELOOP: 'Too many levels of symbolic links',
+  ENAMETOOLONG: 'File name too long',
+  EMFILE: 'Too many open files',
+  ENFILE: 'Too many open files in system',
+  EIO: 'Input/output error',
+  ENOMEM: 'Cannot allocate memory',
+  ENXIO: 'No such device or address',
+  EOVERFLOW: 'Value too large for defined data type',
+};
+
+/** The %m text for a Node.js system error. */
+export function strerror(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code !== undefined && Object.hasOwn(STRERROR, code)) return STRERROR[code];
+  return code ?? String(err);
+}
+
+/** dict_load_file_xt() + the msg_fatal() of mail_conf_suck(): read and parse `path`. */
+export function readMainCf(path: string, opts: ParseMainCfOptions = {}): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    // open(2) of a directory succeeds and the read fails: Postfix then says "read".
+    const syscall = (err as NodeJS.ErrnoException).syscall === 'open' ? 'open' : 'read';
+    throw new FatalError(`${syscall} ${path}: ${strerror(err)}`, { cause: err });
+  }
+  return parseMainCf(text, path, opts);
+}

@@ -1,0 +1,154 @@
+/*
+ * NAME
+ *   server/connection - one client connection: greeting, requests in, exactly one reply each
+ * SYNOPSIS
+ *   serveConnection(sock: Duplex, ctx: ConnectionContext): void
+ *   serveBytes(input: Buffer, ctx): Buffer   (-S mode: one request, no greeting)
+ * DESCRIPTION
+ *   Sends the 26-byte greeting at once (spec 1.6), then feeds received bytes to an attr0
+ *   reader and answers every complete request as soon as it is complete, in order; one slow
+ *   or stalled client never delays another (unlike Postfix 3.7, spec 2.2.3). After each
+ *   reply the rest of that read is dropped, as Postfix's flush does (spec 2.2), so leftovers
+ *   of a malformed request never turn into replies nobody asked for.
+ *   - "W" (wake-up, either path): close, no reply, no log;
+ *   - unknown request name: no reply, connection stays open (as Postfix);
+ *   - end of input in the middle of a request: its FAIL reply when its name was complete,
+ *     else nothing; then close;
+ *   - a token or list over the configured bounds: one warning, the connection is closed.
+ * DIAGNOSTICS
+ *   Socket errors (ECONNRESET, EPIPE) close the connection quietly; nothing is thrown.
+ * SEE ALSO
+ *   master/multi_server.c, tlsmgr/tlsmgr.c tlsmgr_request_receive()
+ */
+
+import type { Duplex } from 'node:stream';
+import { Attr0Reader, type AttrLimits, type ReadEvent } from '../attr/reader.js';
+import { GREETING, REQ, WAKEUP } from '../protocol/names.js';
+import { scanRequest, type RequestInput, type ScanContext } from '../protocol/requests.js';
+import { failResponse } from '../protocol/responses.js';
+import { printable } from '../log/printable.js';
+import type { Dispatcher } from './dispatch.js';
+
+export interface ConnectionContext {
+  readonly dispatcher: Dispatcher;
+  readonly limits: AttrLimits;
+  readonly scan: ScanContext;
+  /** Called before and after each request is served (master status TAKEN/AVAIL). */
+  readonly onRequest?: (busy: boolean) => void;
+}
+
+const KNOWN = new Set<string>(Object.values(REQ));
+
+/** What to do with one complete or truncated request: a reply (or null), and whether to close. */
+function serveInput(input: RequestInput, ctx: ConnectionContext): { reply: Buffer | null; close: boolean } {
+  const r = scanRequest(input, ctx.scan);
+  switch (r.kind) {
+    case 'request': {
+      ctx.onRequest?.(true);
+      try {
+        return { reply: ctx.dispatcher.handle(r.req), close: false };
+      } catch (err) {
+        // Nothing is thrown across the socket (style.md 6.3): a failing handler is a FAIL reply.
+        ctx.scan.warn(`"${r.req.request}" request failed: ${printable(err instanceof Error ? err.message : String(err))}`);
+        return { reply: failResponse(r.req.request), close: false };
+      } finally {
+        ctx.onRequest?.(false);
+      }
+    }
+    case 'fail':
+      return { reply: failResponse(r.request), close: false };
+    case 'unknown':
+      return { reply: null, close: false };
+    case 'wakeup':
+    case 'close':
+      return { reply: null, close: true };
+  }
+}
+
+export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
+  const reader = new Attr0Reader(ctx.limits);
+  // closed: no more input is served; the socket is ended once pending replies are written.
+  let closed = false;
+  const close = (): void => {
+    closed = true;
+  };
+  sock.on('error', () => {
+    closed = true;
+    sock.destroy();
+  });
+  sock.write(GREETING);
+
+  sock.on('data', (chunk: Buffer) => {
+    if (closed) return;
+    reader.push(chunk);
+    const replies: Buffer[] = [];
+    for (let ev: ReadEvent | null = reader.next(); ev !== null && !closed; ev = reader.next()) {
+      switch (ev.type) {
+        case 'bare': {
+          const name = ev.name.toString('latin1');
+          if (name === WAKEUP) close();
+          else if (KNOWN.has(name)) reader.bareContinue();
+          else reader.dropBuffered();
+          break;
+        }
+        case 'limit':
+          ctx.scan.warn(`${ev.what === 'count' ? 'attribute count' : `attribute ${ev.what} length`} exceeds limit ${ev.limit} on ${ctx.scan.path} -- closing connection`);
+          close();
+          break;
+        case 'list': {
+          const { reply, close: mustClose } = serveInput({ complete: true, bare: ev.bare, attrs: ev.attrs }, ctx);
+          if (reply !== null) replies.push(reply);
+          if (mustClose) close();
+          else reader.dropBuffered();
+          break;
+        }
+      }
+    }
+    flush(sock, replies);
+    // Backpressure: a client that does not read its replies stops being read from.
+    if (sock.writableNeedDrain && !closed) {
+      sock.pause();
+      sock.once('drain', () => sock.resume());
+    }
+    // Close for good (Postfix close()s the descriptor): with allowHalfOpen, end() alone would
+    // leave the socket open, reading and discarding, for as long as the client keeps its side.
+    if (closed) sock.end(() => sock.destroy());
+  });
+
+  sock.on('end', () => {
+    if (closed) return;
+    const trunc = reader.finish();
+    if (trunc !== null) {
+      const { reply } = serveInput({ complete: false, trunc }, ctx);
+      if (reply !== null) sock.write(reply);
+    }
+    closed = true;
+    sock.end();
+  });
+}
+
+function flush(sock: Duplex, replies: Buffer[]): void {
+  if (replies.length === 0 || sock.destroyed) return;
+  sock.write(replies.length === 1 ? replies[0] : Buffer.concat(replies));
+}
+
+/** -S mode: the whole of stdin is one request; the reply bytes (possibly empty) are returned. */
+export function serveBytes(input: Buffer, ctx: ConnectionContext): Buffer {
+  const reader = new Attr0Reader(ctx.limits);
+  reader.push(input);
+  for (let ev = reader.next(); ev !== null; ev = reader.next()) {
+    if (ev.type === 'limit') {
+      ctx.scan.warn(`attribute ${ev.what} exceeds limit ${ev.limit} on ${ctx.scan.path}`);
+      return Buffer.alloc(0);
+    }
+    if (ev.type === 'bare') {
+      const name = ev.name.toString('latin1');
+      if (!KNOWN.has(name)) return Buffer.alloc(0);
+      reader.bareContinue();
+      continue;
+    }
+    return serveInput({ complete: true, bare: ev.bare, attrs: ev.attrs }, ctx).reply ?? Buffer.alloc(0);
+  }
+  const trunc = reader.finish();
+  return trunc === null ? Buffer.alloc(0) : (serveInput({ complete: false, trunc }, ctx).reply ?? Buffer.alloc(0));
+}

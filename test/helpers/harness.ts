@@ -1,0 +1,289 @@
+/*
+ * NAME
+ *   test/helpers/harness - the real request path with injected clock, randomness and warnings
+ * SYNOPSIS
+ *   makeHarness(opts?): Harness        caches + tickets + dispatcher + connection context
+ *   h.serve(bytes): Reply | null       one request through reader, scanner and dispatcher
+ *   startServer(h, ctx?): Promise<TestServer>  createTlsmgrServer on a temp UNIX socket
+ *   TestClient.connect(path, opts?)    a net client with bounded waits
+ * DESCRIPTION
+ *   Nothing is mocked below the dispatcher: Attr0Reader, scanRequest, Dispatcher, CacheTable
+ *   (with a MemoryStore the test can reach), TicketKeyRing. The clock is a FakeClock; seed
+ *   bytes are deterministic unless opts.realRandom is set; warnings are collected in
+ *   h.warnings (text without the "warning: " prefix, as the modules pass it).
+ * LIMITS
+ *   Every wait in TestClient has a timeout (default 2 s) and fails the test when it expires.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CacheTable } from '../../src/cache/caches.js';
+import { MemoryStore } from '../../src/cache/stores/memory.js';
+import { FakeClock } from '../../src/clock.js';
+import type { CacheType, TlsmgrConfig } from '../../src/config/types.js';
+import { serveBytes, type ConnectionContext } from '../../src/server/connection.js';
+import { Dispatcher } from '../../src/server/dispatch.js';
+import { createTlsmgrServer } from '../../src/server/server.js';
+import { TicketKeyRing } from '../../src/tickets/keys.js';
+import { listLength, parseReply, show, testConfig, type Reply } from './attr.js';
+
+/** 2023-11-14 22:13:20 UTC: an arbitrary fixed start time for the fake clock. */
+export const T0 = 1_700_000_000;
+
+export interface HarnessOptions {
+  readonly config?: TlsmgrConfig;
+  readonly now?: number;
+  /** Use crypto.randomBytes for seeds and keys instead of the deterministic counter bytes. */
+  readonly realRandom?: boolean;
+  /** Stream name in warnings (default "tlsmgr socket"). */
+  readonly path?: string;
+  /** Replace the seed byte source (e.g. one that throws). */
+  readonly seed?: (n: number) => Buffer;
+}
+
+export interface Harness {
+  readonly config: TlsmgrConfig;
+  readonly clock: FakeClock;
+  readonly caches: CacheTable;
+  readonly tickets: TicketKeyRing;
+  readonly dispatcher: Dispatcher;
+  readonly ctx: ConnectionContext;
+  /** The store behind each enabled cache. */
+  readonly stores: Map<CacheType, MemoryStore>;
+  readonly warnings: string[];
+  /** Serve one request (serveBytes, the -S path): the parsed reply, or null when none. */
+  serve(bytes: Buffer): Reply | null;
+  /** Serve one request and return the raw reply bytes. */
+  serveRaw(bytes: Buffer): Buffer;
+  /** Warnings logged so far, and clear the list. */
+  takeWarnings(): string[];
+}
+
+/** Deterministic "random" bytes: a running counter, so consecutive calls differ. */
+function counterBytes(): (n: number) => Buffer {
+  let k = 0;
+  return (n) => {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) b[i] = (k++ * 7 + 1) & 0xff;
+    return b;
+  };
+}
+
+export function makeHarness(opts: HarnessOptions = {}): Harness {
+  const config = opts.config ?? testConfig();
+  const clock = new FakeClock(opts.now ?? T0);
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+  };
+  const stores = new Map<CacheType, MemoryStore>();
+  const caches = new CacheTable(config, {
+    clock,
+    warn,
+    openStore: (type) => {
+      const s = new MemoryStore();
+      stores.set(type, s);
+      return s;
+    },
+  });
+  const random = opts.realRandom ? randomBytes : counterBytes();
+  const tickets = new TicketKeyRing(random);
+  const dispatcher = new Dispatcher({ caches, tickets, seed: opts.seed ?? random, clock, warn });
+  const ctx: ConnectionContext = {
+    dispatcher,
+    limits: { nameLimit: config.attrNameLimit, valueLimit: config.attrValueLimit, countLimit: config.attrCountLimit },
+    scan: { path: opts.path ?? 'tlsmgr socket', cacheIdLimit: config.cacheIdLimit, sessionLimit: config.sessionLimit, warn },
+  };
+  const serveRaw = (bytes: Buffer): Buffer => serveBytes(bytes, ctx);
+  return {
+    config,
+    clock,
+    caches,
+    tickets,
+    dispatcher,
+    ctx,
+    stores,
+    warnings,
+    serveRaw,
+    serve(bytes) {
+      const out = serveRaw(bytes);
+      return out.length === 0 ? null : parseReply(out);
+    },
+    takeWarnings() {
+      return warnings.splice(0, warnings.length);
+    },
+  };
+}
+
+export interface TestServer {
+  readonly path: string;
+  readonly server: Server;
+  stop(): Promise<void>;
+}
+
+/** createTlsmgrServer(ctx ?? h.ctx) listening on a fresh temp UNIX socket. */
+export async function startServer(h: Harness, ctx?: ConnectionContext): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-test-'));
+  const path = join(dir, 'tlsmgr');
+  const server = createTlsmgrServer(ctx ?? h.ctx);
+  const open = new Set<Socket>();
+  server.on('connection', (s) => {
+    open.add(s);
+    s.on('close', () => open.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    path,
+    server,
+    async stop() {
+      for (const s of open) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const WAIT_MS = 2000;
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A client that buffers everything it receives; reads wait (bounded) for enough bytes. */
+export class TestClient {
+  private buf = Buffer.alloc(0);
+  private gotEnd = false;
+  private gotClose = false;
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly sock: Socket) {
+    sock.on('data', (c: Buffer) => {
+      this.buf = Buffer.concat([this.buf, c]);
+      this.wake();
+    });
+    sock.on('end', () => {
+      this.gotEnd = true;
+      this.wake();
+    });
+    sock.on('close', () => {
+      this.gotClose = true;
+      this.wake();
+    });
+    sock.on('error', () => {
+      /* reported through 'close' */
+    });
+  }
+
+  static connect(path: string, opts: { allowHalfOpen?: boolean } = {}): Promise<TestClient> {
+    return new Promise((resolve, reject) => {
+      const s = createConnection({ path, allowHalfOpen: opts.allowHalfOpen ?? false });
+      s.once('connect', () => {
+        s.off('error', reject);
+        resolve(new TestClient(s));
+      });
+      s.once('error', reject);
+    });
+  }
+
+  /** Connect and consume the greeting, checking its exact bytes. */
+  static async open(path: string, opts: { allowHalfOpen?: boolean } = {}): Promise<TestClient> {
+    const c = await TestClient.connect(path, opts);
+    const g = await c.readList();
+    if (show(g) !== show(Buffer.from('protocol\0tlsmgr_protocol\0\0', 'latin1'))) throw new Error(`bad greeting ${show(g)}`);
+    return c;
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolve when cond() holds; reject after ms. */
+  private until(cond: () => boolean, what: string, ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (cond()) return resolve();
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((f) => f !== check);
+        reject(new Error(`timeout after ${ms} ms waiting for ${what}; have ${show(this.buf)}`));
+      }, ms);
+      const check = (): void => {
+        if (cond()) {
+          clearTimeout(timer);
+          resolve();
+        } else {
+          this.waiters.push(check);
+        }
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  send(bytes: Buffer): void {
+    this.sock.write(bytes);
+  }
+
+  /** Half-close: no more bytes from us. */
+  end(): void {
+    this.sock.end();
+  }
+
+  /** The bytes received and not yet consumed. */
+  get pending(): Buffer {
+    return this.buf;
+  }
+
+  get ended(): boolean {
+    return this.gotEnd || this.gotClose;
+  }
+
+  /** Consume exactly one complete attr0 list. */
+  async readList(ms = WAIT_MS): Promise<Buffer> {
+    await this.until(() => listLength(this.buf) >= 0 || this.gotEnd || this.gotClose, 'a complete list', ms);
+    const n = listLength(this.buf);
+    if (n < 0) throw new Error(`connection ended before a complete list: ${show(this.buf)}`);
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    return Buffer.from(out);
+  }
+
+  /** Consume one reply and parse it. */
+  async reply(ms = WAIT_MS): Promise<Reply> {
+    return parseReply(await this.readList(ms));
+  }
+
+  /** Send one request (in one write) and read its reply. */
+  async request(bytes: Buffer, ms = WAIT_MS): Promise<Reply> {
+    this.send(bytes);
+    return this.reply(ms);
+  }
+
+  /** Wait until the server closed its side; returns the bytes received meanwhile. */
+  async waitEnd(ms = WAIT_MS): Promise<Buffer> {
+    await this.until(() => this.gotEnd || this.gotClose, 'end of connection', ms);
+    const out = this.buf;
+    this.buf = Buffer.alloc(0);
+    return out;
+  }
+
+  /** Wait ms and return whatever arrived (consumed). */
+  async drain(ms: number): Promise<Buffer> {
+    await sleep(ms);
+    const out = this.buf;
+    this.buf = Buffer.alloc(0);
+    return out;
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+}
