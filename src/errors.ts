@@ -12,7 +12,8 @@
 export type TlsmgrErrorCode =
   | 'TLSMGR_FATAL' // configuration or startup error: log "fatal:" and exit 1
   | 'TLSMGR_LIMIT' // peer input over a configured bound
-  | 'TLSMGR_PROTOCOL'; // peer input that breaks attr0 framing
+  | 'TLSMGR_PROTOCOL' // peer input that breaks attr0 framing
+  | 'TLSMGR_STORE'; // a session-cache storage engine failed (cache/store.ts StoreError)
 
 export class TlsmgrError extends Error {
   readonly code: TlsmgrErrorCode;

@@ -1,14 +1,31 @@
 /*
  * NAME
  *   cache/store - the interface every session-cache store implements
+ * SYNOPSIS
+ *   interface SessionStore { get put delete sweep size bytes close }
+ *   class StoreError          a failure of the storage engine (disk full, I/O error)
+ *   EVICT_ANY                 a sweep cutoff above every stamp: sweep(EVICT_ANY, n) evicts
  * DESCRIPTION
  *   A store maps a cache_id (a byte string held as a latin1 JS string, so that distinct byte
- *   sequences never collide) to an opaque record, and keeps an index on the record's stamp
- *   (its update time) so that expiry finds old records without walking the table.
- *   Stores know nothing of timeouts or protocol: cache/scache.ts owns those rules.
+ *   sequences never collide) to an opaque record (a sealed record, cache/seal.ts), and keeps
+ *   an index on the record's stamp (its update time) so that expiry and eviction find the
+ *   oldest records without walking the table. Stores know nothing of timeouts, limits,
+ *   encryption or protocol: cache/scache.ts owns those rules, so every store behaves alike
+ *   (test/unit/store-conformance.test.ts runs one suite against each).
+ *   `bytes` counts, per record, the key length plus the record length: the payload the
+ *   limits of scache.ts bound, not the engine's own overhead (pages, indexes).
  *   A store never keeps a reference to a Buffer passed to put() beyond the call unless it
- *   owns it (cache/entry.ts copies), and wipes records it drops where it holds the bytes.
+ *   owns it (the caller hands the record over), and wipes records it drops where it holds
+ *   the bytes.
+ * DIAGNOSTICS
+ *   Engine failures are thrown as StoreError; the cache turns them into a warning and a miss
+ *   (or a claimed success for update/delete), as Postfix's surrogate table does.
  */
+
+import { TlsmgrError } from '../errors.js';
+
+/** A sweep cutoff above every possible stamp: sweep(EVICT_ANY, n) removes the n oldest. */
+export const EVICT_ANY = Number.MAX_SAFE_INTEGER;
 
 export interface SessionStore {
   /** The record for `key`, or undefined. */
@@ -18,12 +35,22 @@ export interface SessionStore {
   /** Remove; true if the key existed. */
   delete(key: string): boolean;
   /**
-   * Remove up to `max` records whose stamp is below `cutoff`, oldest first.
-   * Returns how many were removed; fewer than `max` means none are left.
+   * Remove up to `max` records whose stamp is below `cutoff`, oldest first (equal stamps in
+   * write order). Returns how many were removed; fewer than `max` means none are left.
    */
   sweep(cutoff: number, max: number): number;
   /** Number of records. */
   readonly size: number;
+  /** Sum of key length + record length over all records. */
+  readonly bytes: number;
   /** Drop everything and release resources. */
   close(): void;
+}
+
+/** A storage engine failure (the message names the file and the engine's reason). */
+export class StoreError extends TlsmgrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TLSMGR_STORE', message, options);
+    this.name = 'StoreError';
+  }
 }

@@ -5,12 +5,18 @@
  *   tlsmgr [generic Postfix daemon options]
  * DESCRIPTION
  *   Reads $MAIL_CONFIG/main.cf (default /etc/postfix) with `-o name=value` overrides, builds
- *   the session caches, the ticket-key ring and the request dispatcher, and serves:
- *   - standalone (not spawned by master(8)): listens itself on
- *     $queue_directory/private/$service_name, logs to stderr, exits 0 on SIGTERM or SIGINT;
+ *   the session caches, the ticket-key ring and the request dispatcher, and serves in one of
+ *   three modes:
+ *   - spawned by master(8) (GENERATION in the environment): listeners on fd 6.., status
+ *     channel on fd 5, logging to syslog (or postlogd with maillog_file), `-c` chroot and
+ *     `-u` privilege drop, watchdog; exits 0 after saving state when master goes away
+ *     (exit or `postfix reload`); SIGTERM (`postfix stop`) kills it without saving, as Postfix;
+ *   - standalone (no GENERATION): listens itself on $queue_directory/private/$service_name,
+ *     logs to stderr, exits 0 on SIGTERM or SIGINT;
  *   - `-S`: one request from stdin, the reply on stdout, no greeting (spec 5.5).
- *   Every generic daemon option of spec 5.5 is parsed; those this version cannot honour yet
- *   are a fatal error, never silently ignored.
+ *   The lifecycle follows multi_server_main() (spec 5.6): read config, chdir to the queue
+ *   directory, pre-init (everything that needs privileges: caches, PRNG source and exchange
+ *   file, log sockets), chroot and privilege drop, post-init (timers), serve.
  * DIAGNOSTICS
  *   Configuration and startup errors: "fatal: ..." on the log, exit status 1.
  * SEE ALSO
@@ -19,16 +25,24 @@
 
 import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { CacheTable } from '../cache/caches.js';
+import { storeOpener } from '../cache/open.js';
 import { systemClock } from '../clock.js';
 import { loadConfig } from '../config/load.js';
 import type { TlsmgrConfig } from '../config/types.js';
 import { FatalError } from '../errors.js';
-import { msgFatal, msgInfo, msgWarn, setLogTag, setVerbose } from '../log/msg.js';
+import { getLogTag, msgFatal, msgInfo, msgVerbose, msgWarn, setLogSink, setLogTag, setVerbose, stderrSink, type LogSink } from '../log/msg.js';
+import { openPostlogSink, openSyslogSink, teeSink, type RawTarget } from '../log/syslog.js';
+import { chrootTo } from '../master/chroot.js';
 import { lookupUser } from '../master/passwd.js';
-import { dropPrivileges } from '../master/privs.js';
-import { serveBytes, type ConnectionContext } from '../server/connection.js';
+import { setGroups, setUser } from '../master/privs.js';
+import { MasterStatus, parseGeneration } from '../master/status.js';
+import { startWatchdog } from '../master/watchdog.js';
+import { PrngManager } from '../prng/manager.js';
+import { serveBytes, serveConnection, type ConnectionContext } from '../server/connection.js';
 import { Dispatcher } from '../server/dispatch.js';
 import { createTlsmgrServer, listenStandalone } from '../server/server.js';
 import { TicketKeyRing } from '../tickets/keys.js';
@@ -38,40 +52,69 @@ export interface MainEnv {
   readonly [name: string]: string | undefined;
 }
 
-/* checkOptions - refuse what this version cannot do, in Postfix's words where Postfix has them */
-function checkOptions(opts: DaemonOptions, env: MainEnv): void {
+/** The first listen descriptor and the status descriptor of master(8) (master_proto.h). */
+const MASTER_LISTEN_FD = 6;
+const MASTER_STATUS_FD = 5;
+
+/* checkOptions - refuse what cannot work, in Postfix's words where Postfix has them */
+function checkOptions(opts: DaemonOptions, underMaster: boolean): void {
   if (opts.args.length > 0) throw new FatalError(`unexpected command-line argument: ${opts.args[0]}`);
-  if (env.GENERATION !== undefined) {
-    throw new FatalError('running under master(8) is not supported by this version: run tlsmgr standalone (see README)');
-  }
-  if (opts.chroot) throw new FatalError('option -c (chroot) is not supported by this version: set the chroot column to "n"');
-  if (opts.unprivileged) {
-    throw new FatalError('option -u (drop privileges) is not supported by this version: set the unpriv column to "n"');
-  }
   if (opts.debugger) throw new FatalError('option -D (debugger) is not supported by this version');
-  if (opts.zeroLimit && !opts.standalone) throw new FatalError('service tlsmgr requires a process limit of 1');
+  if (opts.standalone) return;
   if (opts.transport !== undefined && !['unix', 'inet', 'pass'].includes(opts.transport)) {
     throw new FatalError(`unsupported transport type: ${opts.transport}`);
   }
-  if (opts.transport !== undefined && opts.transport !== 'unix' && !opts.standalone) {
-    throw new FatalError(`transport type ${opts.transport} is not supported by this version`);
-  }
-  if (opts.socketCount !== 1 && !opts.standalone) {
-    throw new FatalError(`-s ${opts.socketCount}: a standalone tlsmgr listens on exactly one socket`);
+  if (underMaster) {
+    if (!opts.alone || opts.zeroLimit) throw new FatalError('service tlsmgr requires a process limit of 1');
+    if (opts.transport === undefined) throw new FatalError('no transport type specified');
+    if (!opts.noDetachCheck && process.stdin.isTTY) throw new FatalError('do not run this command by hand');
+  } else {
+    if (opts.zeroLimit) throw new FatalError('service tlsmgr requires a process limit of 1');
+    if (opts.transport !== undefined && opts.transport !== 'unix') {
+      throw new FatalError(`transport type ${opts.transport} is not supported by a standalone tlsmgr`);
+    }
+    if (opts.socketCount !== 1) throw new FatalError(`-s ${opts.socketCount}: a standalone tlsmgr listens on exactly one socket`);
   }
   // -d, -l, -v, -V are honoured; -i and -m have no effect on tlsmgr (Postfix forces both to 0).
 }
 
-function buildContext(config: TlsmgrConfig, path: string): { ctx: ConnectionContext; caches: CacheTable; tickets: TicketKeyRing } {
-  const caches = new CacheTable(config, { clock: systemClock, warn: msgWarn });
+interface Daemon {
+  readonly ctx: ConnectionContext;
+  readonly caches: CacheTable;
+  readonly tickets: TicketKeyRing;
+  readonly prng: PrngManager;
+}
+
+/* preInit - everything that needs privileges, before chroot and privilege drop */
+async function preInit(config: TlsmgrConfig, path: string, cacheFiles = true): Promise<Daemon> {
+  // tlsmgr_pre_init() order: entropy source and PRNG exchange file first, then the caches.
+  const prng = await PrngManager.preInit(config, { owner: lookupUser(config.mailOwner) });
+  // -S serves one request and exits: its caches stay in memory, never touching (and
+  // emptying) the files of a daemon that may be running.
+  const openStore = cacheFiles ? storeOpener({ mailOwner: config.mailOwner, lookupUser }) : undefined;
+  const caches = new CacheTable(config, { clock: systemClock, warn: msgWarn, info: msgInfo, openStore });
   const tickets = new TicketKeyRing(randomBytes);
-  const dispatcher = new Dispatcher({ caches, tickets, seed: randomBytes, clock: systemClock, warn: msgWarn });
+  const dispatcher = new Dispatcher({ caches, tickets, seed: (n) => prng.seed(n), stir: () => prng.stir(), clock: systemClock, warn: msgWarn });
   const ctx: ConnectionContext = {
     dispatcher,
     limits: { nameLimit: config.attrNameLimit, valueLimit: config.attrValueLimit, countLimit: config.attrCountLimit },
     scan: { path, cacheIdLimit: config.cacheIdLimit, sessionLimit: config.sessionLimit, warn: msgWarn },
   };
-  return { ctx, caches, tickets };
+  return { ctx, caches, tickets, prng };
+}
+
+/* postInit - timers, after chroot and privilege drop (PRNG reseed and exchange file first) */
+async function postInit(d: Daemon): Promise<void> {
+  await d.prng.postInit();
+  d.caches.startCleanup();
+}
+
+/* beforeExit - what a normal exit saves (tlsmgr_before_exit) */
+function beforeExit(d: Daemon): void {
+  d.prng.beforeExit();
+  d.prng.close();
+  d.caches.close();
+  d.tickets.clear();
 }
 
 function readStdin(): Promise<Buffer> {
@@ -83,54 +126,134 @@ function readStdin(): Promise<Buffer> {
   });
 }
 
+/* openLogging - syslog or postlogd for daemons under master, stderr in the foreground */
+function openLogging(config: TlsmgrConfig, opts: DaemonOptions, underMaster: boolean, myHostname: string): RawTarget[] {
+  const stderrTarget = (): RawTarget => ({ fd: 2, template: `%STAMP% ${getLogTag()}[${process.pid}]: ` });
+  if (!underMaster || opts.standalone) return [stderrTarget()];
+  const sinks: LogSink[] = [];
+  const targets: RawTarget[] = [];
+  try {
+    const s =
+      config.maillogFile !== ''
+        ? openPostlogSink({ path: join(config.queueDirectory, 'public', 'postlog'), progname: getLogTag, hostname: myHostname })
+        : openSyslogSink({ path: config.syslogPath, facility: config.syslogFacility, ident: getLogTag });
+    sinks.push(s);
+    targets.push(s.target());
+  } catch (err) {
+    msgWarn(`${(err as Error).message} -- logging to stderr only`);
+  }
+  if (opts.stderrLog || opts.noDetachCheck || sinks.length === 0) {
+    sinks.push(stderrSink);
+    targets.push(stderrTarget());
+  }
+  setLogSink(sinks.length === 1 ? sinks[0] : teeSink(...sinks));
+  return targets;
+}
+
+/* dropToMailOwner - -c and -u, after pre-init (multi_server_main, util/chroot_uid.c) */
+function dropToMailOwner(config: TlsmgrConfig, opts: DaemonOptions, underMaster: boolean): void {
+  const root = process.getuid?.() === 0;
+  // Under master, -u asks for the drop; a standalone root daemon always drops once its socket is open.
+  // As chroot_uid(): look the user up and set the groups before the chroot (/etc/passwd and
+  // /etc/group are not in the jail), setuid() after it.
+  let owner: { uid: number; gid: number } | null = null;
+  if ((opts.unprivileged || !underMaster) && root) {
+    owner = lookupUser(config.mailOwner);
+    if (owner === null) throw new FatalError(`unknown mail_owner user: ${config.mailOwner}`);
+    if (owner.uid === 0) owner = null;
+  }
+  if (owner !== null) setGroups(config.mailOwner, owner.gid);
+  if (opts.chroot) chrootTo(config.queueDirectory);
+  if (owner !== null) setUser(config.mailOwner, owner.uid);
+}
+
+function listenFd(fd: number, ctx: ConnectionContext): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true }, (sock) => serveConnection(sock, ctx));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd }, () => resolve(server));
+  });
+}
+
 export async function main(argv: readonly string[], env: MainEnv, progName = 'tlsmgr'): Promise<void> {
-  setLogTag(`postfix/${progName}`);
+  // Until main.cf is read, the tag comes from MAIL_LOGTAG (master exports its syslog_name).
+  setLogTag(`${env.MAIL_LOGTAG || 'postfix'}/${progName}`);
   const opts = parseDaemonArgs(argv);
   const serviceName = opts.serviceName ?? progName;
   const configDir = env.MAIL_CONFIG || '/etc/postfix';
-  const { config } = loadConfig({ configDir, overrides: opts.overrides, warn: msgWarn });
-  setLogTag(`${env.MAIL_LOGTAG || config.syslogName}/${serviceName}`);
+  const { config, lookup } = loadConfig({ configDir, overrides: opts.overrides, warn: msgWarn });
+  // Then it is $syslog_name/process name: mail_params_init() re-exports MAIL_LOGTAG from
+  // syslog_name (with -o overrides) before mail_task(var_procname); -n changes only service_name.
+  setLogTag(`${config.syslogName}/${progName}`);
   setVerbose(opts.verbose + (env.MAIL_VERBOSE ? 1 : 0));
-  checkOptions(opts, env);
+  const underMaster = env.GENERATION !== undefined && !opts.standalone;
+  // Logging first, so that the fatal errors below reach syslog/postlogd: under master, stderr
+  // is master's (/dev/null).
+  // postlog records carry $myhostname (maillog_client_init()); its default is the system's name.
+  const targets = openLogging(config, opts, underMaster, lookup('myhostname') || hostname());
+  checkOptions(opts, underMaster);
+  const generation = underMaster ? parseGeneration(env.GENERATION as string) : 0;
 
   if (opts.standalone) {
-    const { ctx, caches } = buildContext(config, 'unknown_stream');
-    const reply = serveBytes(await readStdin(), ctx);
-    caches.close();
+    const d = await preInit(config, 'unknown_stream', false);
+    await d.prng.postInit(); // -S runs post-init too: reseed and exchange-file update
+    const reply = serveBytes(await readStdin(), d.ctx);
+    beforeExit(d);
     process.stdout.write(reply);
     return;
   }
 
+  try {
+    process.chdir(config.queueDirectory);
+  } catch (err) {
+    throw new FatalError(`chdir("${config.queueDirectory}"): ${(err as NodeJS.ErrnoException).message}`);
+  }
+  const d = await preInit(config, `${serviceName} socket`);
+
+  if (underMaster) {
+    const status = new MasterStatus(MASTER_STATUS_FD, generation, () => {
+      // master exited or `postfix reload`: save state, exit 0 (multi_server_abort).
+      beforeExit(d);
+      process.exit(0);
+    });
+    const ctx: ConnectionContext = { ...d.ctx, onRequest: (busy) => (busy ? status.taken() : status.avail()) };
+    for (let i = 0; i < opts.socketCount; i++) await listenFd(MASTER_LISTEN_FD + i, ctx);
+    startWatchdog(config.daemonTimeout, targets); // its thread starts before the chroot
+    dropToMailOwner(config, opts, underMaster);
+    await postInit(d);
+    msgVerbose(1, `daemon started -- ${opts.socketCount} listener(s), generation ${generation}`);
+    return;
+  }
+
   const path = join(config.queueDirectory, 'private', serviceName);
-  const { ctx, caches, tickets } = buildContext(config, `${serviceName} socket`);
   let owner = null;
   if (process.getuid?.() === 0) {
     owner = lookupUser(config.mailOwner);
     if (owner === null) throw new FatalError(`unknown mail_owner user: ${config.mailOwner}`);
   }
-  const server = createTlsmgrServer(ctx);
+  const server = createTlsmgrServer(d.ctx);
   await listenStandalone(server, path, owner);
-  // Everything privileged is open: continue as $mail_owner, like every Postfix daemon.
-  if (owner !== null && owner.uid !== 0) dropPrivileges(config.mailOwner, owner.uid, owner.gid);
-  caches.startCleanup();
+  startWatchdog(config.daemonTimeout, targets);
+  dropToMailOwner(config, opts, underMaster);
+  await postInit(d);
   msgInfo(`listening on ${path}`);
 
   const stop = (signal: string): void => {
     msgInfo(`${signal} received -- exiting`);
     server.close();
     try {
-      unlinkSync(path);
+      unlinkSync(opts.chroot ? join('private', serviceName) : path);
     } catch {
       /* already gone */
     }
-    caches.close();
-    tickets.clear();
+    beforeExit(d);
     process.exit(0);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => msgWarn('SIGHUP (reload) is not supported by this version -- ignored; restart to reload main.cf'));
 }
+
 
 /** bin/tlsmgr: run main() and turn thrown FatalErrors into "fatal:" exits. */
 export function run(): void {

@@ -6,7 +6,8 @@
  *   with config_directory and process_name, main.cf is read into it (mail_conf_suck()),
  *   each "-o name=value" replaces an entry (mail_conf_update()), service_name is entered,
  *   then parameters are read in the order of mail_params_init() followed by tlsmgr.c's
- *   time, int and string tables, and last the tlsmgr_* extensions.
+ *   time, int and string tables, and last the extensions (tlsmgr_* and the per-cache limits
+ *   *_tls_session_cache_max_entries, _max_size, _max_entry_size: 0 = no limit).
  *
  *   Reading a parameter expands its value recursively (mail_conf_lookup_eval()). An absent
  *   parameter gets its built-in default, which is entered into the table as Postfix does
@@ -37,7 +38,7 @@ import { CACHE_TYPES, type CacheParams, type CacheType, type TlsmgrConfig } from
 import { dictEval } from './expand.js';
 import { readMainCf, splitNameVal } from './maincf.js';
 import {
-  checkInt, checkStr, checkTime, compatLevelFromString, parseBool, parseConfInt, parseTime,
+  checkInt, checkLong, checkStr, checkTime, compatLevelFromString, parseBool, parseConfInt, parseConfLong, parseTime,
 } from './units.js';
 
 export interface LoadConfigOptions {
@@ -96,6 +97,17 @@ export const DEFAULTS = Object.freeze({
   tlsmgr_attr_count_limit: 32,
   tlsmgr_cache_id_limit: 65536,
   tlsmgr_session_limit: 1048576,
+  tlsmgr_stats_interval: '3600s',
+  smtpd_tls_session_cache_max_entries: 1000000,
+  smtp_tls_session_cache_max_entries: 1000000,
+  lmtp_tls_session_cache_max_entries: 1000000,
+  smtpd_tls_session_cache_max_size: 1073741824,
+  smtp_tls_session_cache_max_size: 1073741824,
+  lmtp_tls_session_cache_max_size: 1073741824,
+  smtpd_tls_session_cache_max_entry_size: 65536,
+  smtp_tls_session_cache_max_entry_size: 65536,
+  lmtp_tls_session_cache_max_entry_size: 65536,
+  tlsmgr_syslog_socket: '/dev/log',
 });
 
 /** MAX_SMTPD_TLS_SCACHETIME etc.: 100 days. */
@@ -131,6 +143,15 @@ class ConfTable {
   time(name: string, defval: string, min = 0, max = 0): number {
     if (!this.dict.has(name)) this.dict.set(name, defval);
     return checkTime(name, parseTime(name, this.lookupEval(name) ?? defval, 's'), min, max);
+  }
+
+  /** get_mail_conf_long(): like int() over a C long (here bounded by the caller's max). */
+  long(name: string, defval: number, min = 0, max = 0): number {
+    const v = this.lookupEval(name);
+    let n = defval;
+    if (v === undefined) this.dict.set(name, String(defval));
+    else n = parseConfLong(name, v);
+    return checkLong(name, n, min, max);
   }
 
   int(name: string, defval: number, min = 0, max = 0): number {
@@ -214,10 +235,26 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
   const attrCountLimit = t.int('tlsmgr_attr_count_limit', D.tlsmgr_attr_count_limit, 1);
   const cacheIdLimit = t.int('tlsmgr_cache_id_limit', D.tlsmgr_cache_id_limit, 1);
   const sessionLimit = t.int('tlsmgr_session_limit', D.tlsmgr_session_limit, 1);
+  const statsInterval = t.time('tlsmgr_stats_interval', D.tlsmgr_stats_interval, 0);
+  // Cache limits: 0 = no limit. check_mail_conf_int() skips a zero minimum, so the sign is checked here.
+  const limit = (name: string, n: number): number => {
+    if (n < 0) throw new FatalError(`invalid ${name} parameter value ${n} < 0`);
+    return n;
+  };
+  const limits = {} as Record<CacheType, Pick<CacheParams, 'maxEntries' | 'maxSize' | 'maxEntrySize'>>;
+  for (const ct of CACHE_TYPES) {
+    const p = `${ct}_tls_session_cache_`;
+    limits[ct] = {
+      maxEntries: limit(`${p}max_entries`, t.int(`${p}max_entries`, D[`${ct}_tls_session_cache_max_entries`])),
+      maxSize: limit(`${p}max_size`, t.long(`${p}max_size`, D[`${ct}_tls_session_cache_max_size`], 0, Number.MAX_SAFE_INTEGER)),
+      maxEntrySize: limit(`${p}max_entry_size`, t.int(`${p}max_entry_size`, D[`${ct}_tls_session_cache_max_entry_size`])),
+    };
+  }
+  const syslogPath = t.str('tlsmgr_syslog_socket', D.tlsmgr_syslog_socket, 1);
 
   const cache = {} as Record<CacheType, CacheParams>;
   for (const ct of CACHE_TYPES) {
-    cache[ct] = Object.freeze({ database: databases[ct], timeout: timeouts[ct], loglevel: loglevels[ct] });
+    cache[ct] = Object.freeze({ database: databases[ct], timeout: timeouts[ct], loglevel: loglevels[ct], ...limits[ct] });
   }
   const config: TlsmgrConfig = Object.freeze({
     configDirectory: opts.configDir,
@@ -244,6 +281,8 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
     attrCountLimit,
     cacheIdLimit,
     sessionLimit,
+    statsInterval,
+    syslogPath,
   });
   return { config, lookup: (name) => t.lookupEval(name) };
 }

@@ -125,7 +125,7 @@ export function parseMainCf(text: string, path: string, opts: ParseMainCfOptions
   return table;
 }
 
-/** strerror() texts (glibc) for the errors that opening or reading a file can give. */
+/** strerror() texts (glibc) for the errors that opening, reading or writing a file or socket can give. */
 const STRERROR: Readonly<Record<string, string>> = {
   ENOENT: 'No such file or directory',
   EACCES: 'Permission denied',
@@ -140,6 +140,23 @@ const STRERROR: Readonly<Record<string, string>> = {
   ENOMEM: 'Cannot allocate memory',
   ENXIO: 'No such device or address',
   EOVERFLOW: 'Value too large for defined data type',
+  // Sockets, devices and writes (the PRNG sources and the exchange file, prng/).
+  EAGAIN: 'Resource temporarily unavailable',
+  EWOULDBLOCK: 'Resource temporarily unavailable',
+  EBADF: 'Bad file descriptor',
+  EINVAL: 'Invalid argument',
+  ESPIPE: 'Illegal seek',
+  ENOSPC: 'No space left on device',
+  EDQUOT: 'Disk quota exceeded',
+  EFBIG: 'File too large',
+  EROFS: 'Read-only file system',
+  ENODEV: 'No such device',
+  EPIPE: 'Broken pipe',
+  ETIMEDOUT: 'Connection timed out',
+  ECONNREFUSED: 'Connection refused',
+  ECONNRESET: 'Connection reset by peer',
+  ENOTSOCK: 'Socket operation on non-socket',
+  EPROTOTYPE: 'Protocol wrong type for socket',
 };
 
 /** The %m text for a Node.js system error. */

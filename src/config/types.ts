@@ -22,6 +22,13 @@ export interface CacheParams {
   readonly timeout: number;
   /** `<type>_tls_loglevel`, as text (Postfix accepts numbers and keywords). */
   readonly loglevel: string;
+  /* Extensions (not in Postfix): cache limits, 0 = no limit (cache/scache.ts). */
+  /** `<type>_tls_session_cache_max_entries` (default 1000000). */
+  readonly maxEntries: number;
+  /** `<type>_tls_session_cache_max_size`: cache_id + sealed record bytes in all (default 1073741824). */
+  readonly maxSize: number;
+  /** `<type>_tls_session_cache_max_entry_size`: largest single entry in bytes (default 65536). */
+  readonly maxEntrySize: number;
 }
 
 export interface TlsmgrConfig {
@@ -55,4 +62,8 @@ export interface TlsmgrConfig {
   readonly cacheIdLimit: number;
   /** tlsmgr_session_limit: largest decoded session in bytes (default 1048576). */
   readonly sessionLimit: number;
+  /** tlsmgr_stats_interval: seconds between cache statistics log lines, 0 = never (default 3600). */
+  readonly statsInterval: number;
+  /** tlsmgr_syslog_socket: the syslog(3) datagram socket (default /dev/log). */
+  readonly syslogPath: string;
 }

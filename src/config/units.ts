@@ -17,7 +17,8 @@
  *   compatLevelFromString() encodes a compatibility level "major[.minor[.patch]]" as one
  *   comparable number (major << 20 | minor << 10 | patch), or undefined when malformed.
  * LIMITS
- *   Values must fit a C int (-2147483648..2147483647) like their Postfix counterparts.
+ *   Values must fit a C int (-2147483648..2147483647), or a C long for parseConfLong(), like
+ *   their Postfix counterparts.
  *   String lengths are counted in UTF-8 bytes, as strlen() would.
  * DIAGNOSTICS
  *   FatalError with the texts of global/mail_conf_{time,int,bool,str}.c:
@@ -125,6 +126,23 @@ export function parseConfInt(name: string, value: string): number {
     throw new FatalError(`bad numerical configuration: ${name} = ${value}`);
   }
   return Number(r.value);
+}
+
+/**
+ * convert_mail_conf_long(): the whole value must be a base-10 C long. A JS number holds it
+ * exactly only up to 2^53; callers bound it with checkLong()'s max.
+ */
+export function parseConfLong(name: string, value: string): number {
+  const r = strtol(value);
+  if (value === '' || r.end !== value.length || r.erange) {
+    throw new FatalError(`bad numerical configuration: ${name} = ${value}`);
+  }
+  return Number(r.value);
+}
+
+/** check_mail_conf_long(): as checkInt(), with the same messages. */
+export function checkLong(name: string, value: number, min: number, max: number): number {
+  return checkInt(name, value, min, max);
 }
 
 /** check_mail_conf_int(): a zero min or max means "no limit". */

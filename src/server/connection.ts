@@ -33,7 +33,10 @@ export interface ConnectionContext {
   readonly dispatcher: Dispatcher;
   readonly limits: AttrLimits;
   readonly scan: ScanContext;
-  /** Called before and after each request is served (master status TAKEN/AVAIL). */
+  /**
+   * Called with true before and false after each readable event is served, as the
+   * multi-server skeleton brackets its service routine (master status TAKEN/AVAIL).
+   */
   readonly onRequest?: (busy: boolean) => void;
 }
 
@@ -44,15 +47,12 @@ function serveInput(input: RequestInput, ctx: ConnectionContext): { reply: Buffe
   const r = scanRequest(input, ctx.scan);
   switch (r.kind) {
     case 'request': {
-      ctx.onRequest?.(true);
       try {
         return { reply: ctx.dispatcher.handle(r.req), close: false };
       } catch (err) {
         // Nothing is thrown across the socket (style.md 6.3): a failing handler is a FAIL reply.
         ctx.scan.warn(`"${r.req.request}" request failed: ${printable(err instanceof Error ? err.message : String(err))}`);
         return { reply: failResponse(r.req.request), close: false };
-      } finally {
-        ctx.onRequest?.(false);
       }
     }
     case 'fail':
@@ -80,6 +80,15 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
 
   sock.on('data', (chunk: Buffer) => {
     if (closed) return;
+    ctx.onRequest?.(true);
+    try {
+      serveChunk(chunk);
+    } finally {
+      ctx.onRequest?.(false);
+    }
+  });
+
+  const serveChunk = (chunk: Buffer): void => {
     reader.push(chunk);
     const replies: Buffer[] = [];
     for (let ev: ReadEvent | null = reader.next(); ev !== null && !closed; ev = reader.next()) {
@@ -113,7 +122,7 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
     // Close for good (Postfix close()s the descriptor): with allowHalfOpen, end() alone would
     // leave the socket open, reading and discarding, for as long as the client keeps its side.
     if (closed) sock.end(() => sock.destroy());
-  });
+  };
 
   sock.on('end', () => {
     if (closed) return;

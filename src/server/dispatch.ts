@@ -12,7 +12,9 @@
  *   - tktkey: keyname empty or 16 bytes (else `invalid session ticket key name length`,
  *     FAIL); the smtpd timeout drives the keys (<= 0: ERR); an unknown name: ERR with the name
  *     echoed, as Postfix 3.7 does.
- *   Replies are encoded here; FAIL replies always carry empty data.
+ *   Replies are encoded here; FAIL replies always carry empty data. The clear session of a
+ *   lookup hit and of an update is wiped once the reply is encoded (the store keeps only
+ *   sealed records, cache/seal.ts).
  * DIAGNOSTICS
  *   Warnings through deps.warn, with peer text made printable and cut to 100 characters.
  * SEE ALSO
@@ -34,6 +36,8 @@ export interface DispatchDeps {
   readonly tickets: TicketKeyRing;
   /** Seed bytes (the PRNG pool). */
   readonly seed: (n: number) => Buffer;
+  /** Called before each request: mixes the time into the PRNG pool (tlsmgr_loop's RAND_seed). */
+  readonly stir?: () => void;
   readonly clock: Clock;
   readonly warn: (msg: string) => void;
 }
@@ -48,6 +52,7 @@ export class Dispatcher {
   constructor(private readonly deps: DispatchDeps) {}
 
   handle(req: Request): Buffer {
+    this.deps.stir?.();
     switch (req.request) {
       case REQ.SEED:
         return this.seed(req.size);
@@ -61,14 +66,16 @@ export class Dispatcher {
         const cache = this.cacheFor(req.cacheType, req.request);
         if (cache === null) return failResponse(req.request);
         const session = cache.lookup(req.cacheId);
-        return session === null
-          ? encodeResponse({ request: req.request, status: STAT.ERR, session: EMPTY })
-          : encodeResponse({ request: req.request, status: STAT.OK, session });
+        if (session === null) return encodeResponse({ request: req.request, status: STAT.ERR, session: EMPTY });
+        const reply = encodeResponse({ request: req.request, status: STAT.OK, session });
+        session.fill(0); // the cache opened it for this reply only: do not leave a secret behind
+        return reply;
       }
       case REQ.UPDATE: {
         const cache = this.cacheFor(req.cacheType, req.request);
         if (cache === null) return failResponse(req.request);
         cache.update(req.cacheId, req.session);
+        req.session.fill(0); // decoded for this request only; the cache keeps a sealed copy
         return encodeResponse({ request: req.request, status: STAT.OK });
       }
       case REQ.DELETE: {

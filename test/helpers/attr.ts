@@ -146,6 +146,7 @@ export interface TestConfigOptions {
   readonly attrCountLimit?: number;
   readonly cacheIdLimit?: number;
   readonly sessionLimit?: number;
+  readonly statsInterval?: number;
 }
 
 /** Database names of the default test configuration. */
@@ -154,11 +155,14 @@ export const SMTP_DB = 'btree:/nonexistent/data/smtp_scache';
 
 /**
  * A frozen configuration: smtpd cache enabled (SMTPD_DB, 3600 s); smtp and lmtp with
- * timeout 3600 but no database (disabled); smtputf8 on; the documented default limits.
+ * timeout 3600 but no database (disabled); smtputf8 on; the documented default limits
+ * (attr0 bounds and cache limits) and statistics interval.
  */
 export function testConfig(over: TestConfigOptions = {}): TlsmgrConfig {
   const row = (type: CacheType, database: string): CacheParams =>
-    Object.freeze({ database, timeout: 3600, loglevel: '0', ...over.cache?.[type] });
+    Object.freeze({
+      database, timeout: 3600, loglevel: '0', maxEntries: 1000000, maxSize: 1073741824, maxEntrySize: 65536, ...over.cache?.[type],
+    });
   return Object.freeze({
     configDirectory: '/nonexistent/etc',
     queueDirectory: '/nonexistent/queue',
@@ -173,6 +177,7 @@ export function testConfig(over: TestConfigOptions = {}): TlsmgrConfig {
     smtputf8Enable: over.smtputf8Enable ?? true,
     ipcTimeout: 3600,
     daemonTimeout: 18000,
+    syslogPath: '/dev/log',
     cache: Object.freeze({ smtpd: row('smtpd', SMTPD_DB), smtp: row('smtp', ''), lmtp: row('lmtp', '') }),
     tlsRandomSource: 'dev:/dev/urandom',
     tlsRandomBytes: 32,
@@ -184,5 +189,6 @@ export function testConfig(over: TestConfigOptions = {}): TlsmgrConfig {
     attrCountLimit: over.attrCountLimit ?? 32,
     cacheIdLimit: over.cacheIdLimit ?? 65536,
     sessionLimit: over.sessionLimit ?? 1048576,
+    statsInterval: over.statsInterval ?? 3600,
   });
 }

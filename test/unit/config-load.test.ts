@@ -62,9 +62,9 @@ test('defaults from an empty main.cf (postconf -d values)', () => {
     ipcTimeout: 3600,
     daemonTimeout: 18000,
     cache: {
-      smtpd: { database: '', timeout: 3600, loglevel: '0' },
-      smtp: { database: '', timeout: 3600, loglevel: '0' },
-      lmtp: { database: '', timeout: 3600, loglevel: '0' },
+      smtpd: { database: '', timeout: 3600, loglevel: '0', maxEntries: 1000000, maxSize: 1073741824, maxEntrySize: 65536 },
+      smtp: { database: '', timeout: 3600, loglevel: '0', maxEntries: 1000000, maxSize: 1073741824, maxEntrySize: 65536 },
+      lmtp: { database: '', timeout: 3600, loglevel: '0', maxEntries: 1000000, maxSize: 1073741824, maxEntrySize: 65536 },
     },
     tlsRandomSource: 'dev:/dev/urandom',
     tlsRandomBytes: 32,
@@ -76,6 +76,8 @@ test('defaults from an empty main.cf (postconf -d values)', () => {
     attrCountLimit: 32,
     cacheIdLimit: 65536,
     sessionLimit: 1048576,
+    statsInterval: 3600,
+    syslogPath: '/dev/log',
   });
 });
 
@@ -235,7 +237,9 @@ test('macro warnings reach opts.warn before the fatal', () => {
 
 test('DEFAULTS and the loaded table agree with postconf -d', { skip: !HAVE_POSTCONF && 'no postconf' }, () => {
   const { lookup } = load('');
-  const names = Object.keys(DEFAULTS).filter((n) => !n.startsWith('tlsmgr_') || n === 'tlsmgr_service_name');
+  // Extensions (tlsmgr_*, the cache limits) are not Postfix parameters; tlsmgr_service_name is.
+  const extension = (n: string): boolean => (n.startsWith('tlsmgr_') && n !== 'tlsmgr_service_name') || n.includes('_tls_session_cache_max_');
+  const names = Object.keys(DEFAULTS).filter((n) => !extension(n));
   const out = execFileSync(POSTCONF, ['-d', ...names], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
   const pc = new Map<string, string>();
   for (const l of out.trim().split('\n')) {

@@ -329,7 +329,7 @@ test('scenario 57: FAIL replies carry empty data', async () => {
   await exactReply(d, req('seed'), `status\0${FAIL}\0seed\0\0\0`);
 });
 
-test('onRequest is told busy/idle around every served request, not around FAIL scans', async () => {
+test('onRequest brackets every readable event, as multi_server brackets its service routine (spec 5.3)', async () => {
   const h = makeHarness();
   const calls: boolean[] = [];
   const { path } = await serve(h, { ...h.ctx, onRequest: (busy) => calls.push(busy) });
@@ -337,7 +337,7 @@ test('onRequest is told busy/idle around every served request, not around FAIL s
   await c.request(seed('1'));
   await c.request(req('policy', ['cache_type', 'smtp']));
   await c.request(list(['size', '1']));
-  assert.deepEqual(calls, [true, false, true, false]);
+  assert.deepEqual(calls, [true, false, true, false, true, false]);
 });
 
 test('an exception in a request handler becomes that request\'s FAIL; the server lives on', async () => {

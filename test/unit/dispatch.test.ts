@@ -283,29 +283,45 @@ test('scenario 57: FAIL replies carry empty data even after data-bearing replies
   exact(h, req('tktkey', ['keyname', 'QUJD!!!!']), KEYBUF_FAIL);
 });
 
-test('scenario 26: a stored record shorter than the timestamp -> ERR, removed, warning', () => {
+test('scenario 26: a stored record too short to be sealed -> ERR, removed, one (rate-limited) warning', () => {
   const h = makeHarness();
   const store = h.stores.get('smtpd');
   assert.ok(store !== undefined);
   store.put('bad', Buffer.from([1, 2, 3]), T0);
   store.put('empty', Buffer.alloc(0), T0);
-  store.put('eight', Buffer.alloc(8), T0); // a timestamp of 0 (1970): expired, not corrupt
   exact(h, lookup('smtpd', 'bad'), LOOKUP_MISS);
   assert.equal(store.get('bad'), undefined, 'removed');
   exact(h, lookup('smtpd', 'empty'), LOOKUP_MISS);
-  assert.deepEqual(h.takeWarnings(), ['smtpd TLS cache: truncated entry for bad: 3 bytes', 'smtpd TLS cache: truncated entry for empty: 0 bytes']);
-  exact(h, lookup('smtpd', 'eight'), LOOKUP_MISS);
-  assert.equal(store.get('eight'), undefined);
-  assert.deepEqual(h.takeWarnings(), []);
+  assert.equal(store.get('empty'), undefined, 'removed');
+  // The second warning within a minute is only counted (cache/ratelimit.ts).
+  assert.deepEqual(h.takeWarnings(), ['smtpd TLS cache: malformed entry for bad: truncated record (3 bytes); entry removed']);
+  assert.equal(h.caches.get('smtpd')?.stats().corrupt, 2);
   assert.equal(store.size, 0);
 });
 
-test('a stored record of exactly 8 bytes with a valid stamp is an entry with an empty session', () => {
+test('an expired sealed record -> ERR and removed, without a warning', () => {
+  const h = makeHarness();
+  exact(h, update('smtpd', 'old', 'sess'), STATUS_OK);
+  h.clock.advance(3601);
+  exact(h, lookup('smtpd', 'old'), LOOKUP_MISS);
+  assert.equal(h.stores.get('smtpd')?.get('old'), undefined);
+  assert.deepEqual(h.takeWarnings(), []);
+});
+
+test('an empty session is an entry; the stored record is sealed: version 1, key id, stamp, nonce, tag', () => {
   const h = makeHarness();
   exact(h, update('smtpd', 'e', Buffer.alloc(0)), STATUS_OK);
   exact(h, lookup('smtpd', 'e'), `status\x000\0session\0\0\0`);
-  const rec = h.stores.get('smtpd')?.get('e');
-  assert.equal(rec?.toString('hex'), Buffer.from([0x00, 0xf1, 0x53, 0x65, 0, 0, 0, 0]).toString('hex'), 'spec 3.4: T0 = 0x6553F100, LE');
+  exact(h, update('smtpd', 's', 'SECRET SESSION'), STATUS_OK);
+  const e = h.stores.get('smtpd')?.get('e');
+  const rec = h.stores.get('smtpd')?.get('s');
+  assert.ok(e !== undefined && rec !== undefined);
+  assert.equal(e.length, 41, 'SEAL_OVERHEAD bytes for an empty session');
+  assert.equal(rec.length, 41 + 14);
+  assert.equal(rec[0], 1, 'version');
+  assert.equal(rec.readUInt32BE(1), e.readUInt32BE(1), 'one key id per start');
+  assert.equal(rec.readBigInt64BE(5), BigInt(T0), 'stamp, big-endian');
+  assert.equal(rec.indexOf('SECRET'), -1, 'no clear text');
 });
 
 test('scenario 58: non-UTF-8 cache id with smtputf8 on: update OK, lookup ERR, delete OK, one warning each', () => {

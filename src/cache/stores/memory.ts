@@ -1,16 +1,21 @@
 /*
  * NAME
- *   cache/stores/memory - in-process session store
+ *   cache/stores/memory - in-process session store (`memory:` and the tests)
+ * SYNOPSIS
+ *   new MemoryStore(): SessionStore
  * DESCRIPTION
- *   A Map kept in stamp order: put() deletes and re-inserts, so iteration order is update
+ *   A Map kept in write order: put() deletes and re-inserts, so iteration order is update
  *   order, and with a clock that does not step back that is stamp order. sweep() therefore
- *   reads expired records from the front and stops at the first live one: the cost of a
- *   sweep is the number of records it removes, not the table size. A record written under a
- *   clock that stepped back sits later than its stamp says; it is still found by the next
- *   sweeps once the records in front of it expire, and lookups check expiry themselves.
- *   Dropped records are overwritten with zeros (they hold TLS master secrets).
+ *   reads old records from the front and stops at the first one at or above the cutoff: the
+ *   cost of a sweep is the number of records it removes, not the table size. A record
+ *   written under a clock that stepped back sits later than its stamp says; it is still
+ *   found by the next sweeps once the records in front of it go, and lookups check expiry
+ *   themselves.
+ *   Dropped records are overwritten with zeros: the store owns them, and although they are
+ *   sealed (cache/seal.ts), nothing is gained by leaving them readable.
  * LIMITS
- *   Memory only; emptied at every start, like Postfix's truncated database.
+ *   Memory only; emptied at every start, like Postfix's truncated database. Limits are the
+ *   cache's (cache/scache.ts): with no limit, memory grows with the cache.
  */
 
 import type { SessionStore } from '../store.js';
@@ -22,25 +27,22 @@ interface Slot {
 
 export class MemoryStore implements SessionStore {
   private readonly map = new Map<string, Slot>();
+  private total = 0;
 
   get(key: string): Buffer | undefined {
     return this.map.get(key)?.record;
   }
 
   put(key: string, record: Buffer, stamp: number): void {
-    const old = this.map.get(key);
-    if (old !== undefined) {
-      this.map.delete(key);
-      old.record.fill(0);
-    }
+    this.delete(key);
     this.map.set(key, { record, stamp });
+    this.total += key.length + record.length;
   }
 
   delete(key: string): boolean {
     const old = this.map.get(key);
     if (old === undefined) return false;
-    this.map.delete(key);
-    old.record.fill(0);
+    this.drop(key, old);
     return true;
   }
 
@@ -48,8 +50,7 @@ export class MemoryStore implements SessionStore {
     let n = 0;
     for (const [key, slot] of this.map) {
       if (n >= max || slot.stamp >= cutoff) break;
-      this.map.delete(key);
-      slot.record.fill(0);
+      this.drop(key, slot);
       n++;
     }
     return n;
@@ -59,8 +60,19 @@ export class MemoryStore implements SessionStore {
     return this.map.size;
   }
 
+  get bytes(): number {
+    return this.total;
+  }
+
   close(): void {
     for (const slot of this.map.values()) slot.record.fill(0);
     this.map.clear();
+    this.total = 0;
+  }
+
+  private drop(key: string, slot: Slot): void {
+    this.map.delete(key);
+    this.total -= key.length + slot.record.length;
+    slot.record.fill(0);
   }
 }

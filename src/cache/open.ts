@@ -1,0 +1,88 @@
+/*
+ * NAME
+ *   cache/open - map a *_tls_session_cache_database value to a session store
+ * SYNOPSIS
+ *   storeKind(dict, param): StoreKind          parse only
+ *   storeOpener(opts): (cacheType, dict) => SessionStore    CacheDeps.openStore
+ *   FILE_TYPES, SQLITE_SUFFIX
+ * DESCRIPTION
+ *   `dict` is "type:name" (cache/caches.ts has already put $default_database_type in front
+ *   of a name without a type). The Postfix map types that name a local file, btree:, hash:,
+ *   lmdb:, sdbm: and dbm:, are all served by one embedded engine, SQLite
+ *   (cache/stores/sqlite.ts), in the file <name>.sqlite: the suffix keeps it apart from the
+ *   .db/.lmdb files Postfix's own tlsmgr writes, which are never opened. `memory:` (any
+ *   name) is a purely in-memory cache. Every other type is a fatal error at start: rather
+ *   than silently keeping a cache the operator did not ask for.
+ *
+ *   The opener creates each file as described in sqlite.ts, given to $mail_owner when the
+ *   daemon runs as root (looked up only then, through opts.lookupUser), and refuses two
+ *   caches that name the same file under different map types.
+ * LIMITS
+ *   Postfix's data_redirect_map() (moving a file whose directory is not owned by
+ *   $mail_owner into $data_directory) is not done: the path is used as written, and
+ *   directory permissions are the operator's, as for any Postfix file.
+ * DIAGNOSTICS
+ *   FatalError: "unsupported dictionary type: <type> (<param> = <dict>): ...",
+ *   "<param>: missing file name in <dict>", "unknown mail_owner user: <name>",
+ *   "do not use the same TLS cache file <file> for <type1> and <type2>", and those of
+ *   SqliteStore.create().
+ * SEE ALSO
+ *   util/dict_open.c (dict_open3), global/data_redirect.c
+ */
+
+import { resolve } from 'node:path';
+import type { CacheType } from '../config/types.js';
+import { FatalError } from '../errors.js';
+import type { SessionStore } from './store.js';
+import { MemoryStore } from './stores/memory.js';
+import { SqliteStore } from './stores/sqlite.js';
+
+/** Postfix map types that name a local, updatable file: served by the embedded engine. */
+export const FILE_TYPES: readonly string[] = ['btree', 'hash', 'lmdb', 'sdbm', 'dbm'];
+
+/** Appended to the configured path, as Berkeley DB appends .db. */
+export const SQLITE_SUFFIX = '.sqlite';
+
+export type StoreKind = { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'memory' };
+
+/** How the store for `dict` ("type:name") is made; `param` names the setting in messages. */
+export function storeKind(dict: string, param: string): StoreKind {
+  const colon = dict.indexOf(':');
+  const type = colon < 0 ? '' : dict.slice(0, colon);
+  const name = colon < 0 ? dict : dict.slice(colon + 1);
+  if (type === 'memory') return { kind: 'memory' };
+  if (FILE_TYPES.includes(type)) {
+    if (name === '') throw new FatalError(`${param}: missing file name in "${dict}"`);
+    return { kind: 'sqlite', file: name + SQLITE_SUFFIX };
+  }
+  throw new FatalError(
+    `unsupported dictionary type: ${type} (${param} = ${dict}): ` +
+      `use ${FILE_TYPES.map((t) => `${t}:`).join(', ')} (an embedded database file) or memory:`,
+  );
+}
+
+export interface StoreOpenerOptions {
+  /** $mail_owner: owns the files when the daemon runs as root. */
+  readonly mailOwner: string;
+  readonly lookupUser: (name: string) => { uid: number; gid: number } | null;
+  /** Effective uid (default process.geteuid()); tests pass 0 to exercise the chown. */
+  readonly euid?: number;
+}
+
+export function storeOpener(opts: StoreOpenerOptions): (cacheType: CacheType, dict: string) => SessionStore {
+  const files = new Map<string, CacheType>();
+  return (cacheType, dict) => {
+    const k = storeKind(dict, `${cacheType}_tls_session_cache_database`);
+    if (k.kind === 'memory') return new MemoryStore();
+    const abs = resolve(k.file);
+    const other = files.get(abs);
+    if (other !== undefined) throw new FatalError(`do not use the same TLS cache file ${k.file} for ${other} and ${cacheType}`);
+    files.set(abs, cacheType);
+    let owner = null;
+    if ((opts.euid ?? process.geteuid?.()) === 0) {
+      owner = opts.lookupUser(opts.mailOwner);
+      if (owner === null) throw new FatalError(`unknown mail_owner user: ${opts.mailOwner}`);
+    }
+    return SqliteStore.create(k.file, { owner });
+  };
+}

@@ -1,0 +1,316 @@
+/*
+ * NAME
+ *   prng/manager - tlsmgr's PRNG management: pool, external source, exchange file, timers
+ * SYNOPSIS
+ *   const prng = await PrngManager.preInit(config, deps)   before chroot / privilege drop
+ *   await prng.postInit()                                  after it: reseed + exchange now, timers
+ *   prng.seed(n): Buffer     prng.stir(extra?)     prng.beforeExit()     prng.close()
+ * DESCRIPTION
+ *   The PRNG half of tlsmgr.c (spec 4, scenarios 34-40):
+ *   - preInit (tlsmgr_pre_init): instantiate the pool (CSPRNG, time ^ pid); open the source
+ *     named by tls_random_source: `dev:<path>` (device), `egd:<path>` (EGD socket, connected
+ *     with a 10 s timeout), any other text a regular file, empty: two warnings. A source that
+ *     cannot be opened is a warning (device, EGD) or nothing (file), and is acted on at the
+ *     first reseed. Then open the exchange file (as $mail_owner when root).
+ *   - postInit (tlsmgr_post_init): periods clamped to 8421504 s; the reseed event runs at
+ *     once (only with a non-empty source), then the exchange event; each re-arms itself after
+ *     floor(period * r / 255) s with r a byte from the pool (prng/schedule.ts).
+ *   - reseed event: device: one read of min(tls_random_bytes, 255); EGD: one command-1
+ *     exchange; on failure "exit". File: read once (up to tls_random_bytes), warn if nothing
+ *     came, then close it and forget the source (later reseeds do nothing). A source that
+ *     could not be opened: "exiting to reopen external entropy source <source>", "exit".
+ *   - "exit": update the exchange file, then deps.exit(0) (the real one sleeps 1 s first,
+ *     so that master(8) does not respawn in a tight loop).
+ *   - exchange event: fstat link count 0 -> "PRNG exchange file was removed -- exiting to
+ *     reopen", deps.exit(0) without writing; else the read-stir-write update.
+ *   - seed(n): the pool's output; stir(): time (and optional session-cache bytes, never
+ *     counted as entropy) as additional input. The dispatcher calls it before every request
+ *     and the timer events here after each run; the time goes in once per event-loop turn,
+ *     as tlsmgr_loop() does after every event.
+ *   - beforeExit (tlsmgr_before_exit): update the exchange file, synchronously.
+ * LIMITS
+ *   Source reads are asynchronous and bounded by deps.ioTimeoutMs (10 s); the exchange file
+ *   cycle is synchronous. Nothing here logs pool, seed, source or exchange-file bytes.
+ * DIAGNOSTICS
+ *   preInit throws FatalError when the exchange file cannot be opened. Timer-time failures
+ *   of the exchange file go to deps.fatal (default msgFatal: "fatal: ...", exit 1). Texts:
+ *   "no entropy source specified with parameter tls_random_source", "encryption keys etc.
+ *   may be predictable", "cannot open entropy device <path>: <err>", "cannot connect to EGD
+ *   server <path>: <err>" (warnings); "cannot read from entropy device <path>: <err> --
+ *   exiting to reopen", "lost connection to EGD server <path> -- exiting to reconnect",
+ *   "exiting to reopen external entropy source <source>" (info); "cannot read from entropy
+ *   file <source>: <err>", "PRNG exchange file was removed -- exiting to reopen" (warnings).
+ * SEE ALSO
+ *   tlsmgr/tlsmgr.c; prng/pool.ts, prng/exchange.ts, prng/schedule.ts, prng/sources/
+ */
+
+import type { TlsmgrConfig } from '../config/types.js';
+import { FatalError } from '../errors.js';
+import { msgFatal, msgInfo, msgVerbose, msgWarn } from '../log/msg.js';
+import { ExchangeFile, type UserIds } from './exchange.js';
+import { PrngPool, type PoolDeps } from './pool.js';
+import { clampPeriod, nextInterval, realTimers, runAfter, type Cancel, type TimerApi } from './schedule.js';
+import { DevSource } from './sources/dev.js';
+import { EgdSource } from './sources/egd.js';
+import { FileSource } from './sources/file.js';
+import { errText, IO_TIMEOUT_MS, type EntropySource } from './sources/source.js';
+
+export type PrngConfig = Pick<
+  TlsmgrConfig,
+  'tlsRandomSource' | 'tlsRandomBytes' | 'tlsRandomReseedPeriod' | 'tlsRandomPrngUpdatePeriod' | 'tlsRandomExchangeName' | 'dataDirectory' | 'mailOwner'
+>;
+
+export interface PrngDeps {
+  /** $mail_owner's uid and gid (null: unknown); as root the exchange file is opened as this user. */
+  readonly owner?: UserIds | null;
+  readonly info?: (msg: string) => void;
+  readonly warn?: (msg: string) => void;
+  /** msg_fatal() for errors in timer events; must not return in production. */
+  readonly fatal?: (msg: string) => void;
+  /** The exit of the "exiting to reopen" paths; the default sleeps 1 s, then process.exit(). */
+  readonly exit?: (code: number) => void;
+  /** Bound on each source operation (default 10 s). */
+  readonly ioTimeoutMs?: number;
+  /** Bound on waiting for the exchange-file lock (default 10 s). */
+  readonly lockTimeoutMs?: number;
+  readonly timers?: TimerApi;
+  readonly pool?: PoolDeps;
+  /** Test hook: runs inside the exchange file's locked section. */
+  readonly whileLocked?: () => void;
+}
+
+const DEV_PREF = 'dev:';
+const EGD_PREF = 'egd:';
+
+/** The real "exit": sleep 1 s so that master(8) does not respawn in a tight loop, exit. */
+export function exitAfterSleep(code: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+  process.exit(code);
+}
+
+export class PrngManager {
+  private source: EntropySource | null;
+  /** tls_random_source as in effect: emptied after a file source has been read once. */
+  private sourceName: string;
+  private reseedPeriod = 0;
+  private exchangePeriod = 0;
+  private cancelReseed: Cancel | null = null;
+  private cancelExchange: Cancel | null = null;
+  private stopped = false;
+  private stirredThisTurn = false;
+  /** Seconds chosen for the next run of each timer (tests and verbose logging). */
+  lastReseedInterval: number | null = null;
+  lastExchangeInterval: number | null = null;
+
+  private constructor(
+    private readonly config: PrngConfig,
+    private readonly deps: PrngDeps,
+    readonly pool: PrngPool,
+    source: EntropySource | null,
+    readonly exchange: ExchangeFile | null,
+  ) {
+    this.source = source;
+    this.sourceName = config.tlsRandomSource;
+  }
+
+  /** tlsmgr_pre_init(): pool, source and exchange file, while still privileged. */
+  static async preInit(config: PrngConfig, deps: PrngDeps = {}): Promise<PrngManager> {
+    const warn = deps.warn ?? msgWarn;
+    const timeoutMs = deps.ioTimeoutMs ?? IO_TIMEOUT_MS;
+    const pool = PrngPool.create(deps.pool);
+    const name = config.tlsRandomSource;
+    let source: EntropySource | null = null;
+    if (name === '') {
+      warn('no entropy source specified with parameter tls_random_source');
+      warn('encryption keys etc. may be predictable');
+    } else if (name.startsWith(DEV_PREF)) {
+      const path = name.slice(DEV_PREF.length);
+      try {
+        source = DevSource.open(path, { timeoutMs });
+      } catch (err) {
+        warn(`cannot open entropy device ${path}: ${errText(err)}`);
+      }
+    } else if (name.startsWith(EGD_PREF)) {
+      const path = name.slice(EGD_PREF.length);
+      try {
+        source = await EgdSource.connect(path, { timeoutMs, info: deps.info ?? msgInfo });
+      } catch (err) {
+        warn(`cannot connect to EGD server ${path}: ${errText(err)}`);
+      }
+    } else {
+      try {
+        source = FileSource.open(name, { timeoutMs });
+      } catch {
+        // Silent in Postfix as well: the first reseed reports it ("exiting to reopen").
+      }
+    }
+    let exchange: ExchangeFile | null = null;
+    if (config.tlsRandomExchangeName !== '') {
+      try {
+        exchange = ExchangeFile.open(config.tlsRandomExchangeName, {
+          owner: deps.owner ?? null,
+          mailOwner: config.mailOwner,
+          dataDirectory: config.dataDirectory,
+          warn,
+          lockTimeoutMs: deps.lockTimeoutMs,
+          whileLocked: deps.whileLocked,
+        });
+      } catch (err) {
+        source?.close();
+        throw err;
+      }
+    }
+    return new PrngManager(config, deps, pool, source, exchange);
+  }
+
+  /** tlsmgr_post_init(): reseed and exchange-file update now, then on their timers. */
+  async postInit(): Promise<void> {
+    if (this.sourceName !== '') {
+      this.reseedPeriod = clampPeriod(this.config.tlsRandomReseedPeriod);
+      await this.reseedEvent();
+    }
+    if (this.exchange !== null && !this.stopped) {
+      this.exchangePeriod = clampPeriod(this.config.tlsRandomPrngUpdatePeriod);
+      this.exchangeEvent();
+    }
+  }
+
+  /** Bytes for a "seed" reply. */
+  seed(n: number): Buffer {
+    return this.pool.generate(n);
+  }
+
+  /**
+   * Mix the time of day (and optional non-entropy data) into the pool. The time goes in once
+   * per event-loop turn, as tlsmgr_loop() does: the requests one turn serves are microseconds
+   * apart, and each time stir costs the next seed eight more HMACs (a Generate with additional
+   * input), which per request would more than halve the daemon's seed throughput.
+   */
+  stir(extra?: Buffer): void {
+    if (extra !== undefined) {
+      this.pool.stir(extra);
+      return;
+    }
+    if (this.stirredThisTurn) return;
+    this.stirredThisTurn = true;
+    this.pool.stir();
+    setImmediate(() => {
+      this.stirredThisTurn = false;
+    }).unref();
+  }
+
+  /** tlsmgr_before_exit(): save the pool into the exchange file. */
+  beforeExit(): void {
+    if (this.exchange === null || this.stopped) return;
+    this.guard(() => this.exchange?.update(this.pool));
+  }
+
+  /** Stop the timers and close the source and the exchange file. */
+  close(): void {
+    this.stopTimers();
+    this.stopped = true;
+    this.source?.close();
+    this.source = null;
+    this.exchange?.close();
+  }
+
+  /** tlsmgr_reseed_event(). */
+  private async reseedEvent(): Promise<void> {
+    this.cancelReseed = null;
+    if (this.stopped) return;
+    const src = this.source;
+    const feed = (b: Buffer): void => this.pool.addEntropy(b);
+    if (this.sourceName !== '') {
+      let mustExit = false;
+      if (src === null) {
+        (this.deps.info ?? msgInfo)(`exiting to reopen external entropy source ${this.sourceName}`);
+        mustExit = true;
+      } else if (src.kind === 'dev') {
+        const r = await src.read(this.config.tlsRandomBytes, feed);
+        if (r.count <= 0) {
+          (this.deps.info ?? msgInfo)(`cannot read from entropy device ${src.path}: ${r.error} -- exiting to reopen`);
+          mustExit = true;
+        } else {
+          msgVerbose(1, `read ${r.count} bytes from entropy device ${src.path}`);
+        }
+      } else if (src.kind === 'egd') {
+        const r = await src.read(this.config.tlsRandomBytes, feed);
+        if (r.count <= 0) {
+          (this.deps.info ?? msgInfo)(`lost connection to EGD server ${src.path} -- exiting to reconnect`);
+          mustExit = true;
+        } else {
+          msgVerbose(1, `got ${r.count} bytes from EGD server ${src.path}`);
+        }
+      } else {
+        const r = await src.read(this.config.tlsRandomBytes, feed);
+        if (r.count <= 0) (this.deps.warn ?? msgWarn)(`cannot read from entropy file ${this.sourceName}: ${r.error}`);
+        else msgVerbose(1, `read ${r.count} bytes from entropy file ${src.path}`);
+        src.close();
+        this.source = null;
+        this.sourceName = '';
+      }
+      if (this.stopped) return;
+      if (mustExit) {
+        // Save the pool before going: the exchange file is what survives the restart.
+        if (this.exchange !== null) this.guard(() => this.exchange?.update(this.pool));
+        if (this.stopped) return; // that save was fatal
+        this.stopTimers();
+        this.stopped = true;
+        (this.deps.exit ?? exitAfterSleep)(0);
+        return;
+      }
+    }
+    this.pool.stir();
+    const next = nextInterval(this.reseedPeriod, this.pool.randomByte());
+    this.lastReseedInterval = next;
+    this.cancelReseed = runAfter(next, () => void this.reseedEvent(), this.deps.timers ?? realTimers);
+  }
+
+  /** tlsmgr_prng_exch_event(). */
+  private exchangeEvent(): void {
+    this.cancelExchange = null;
+    const exch = this.exchange;
+    if (exch === null || this.stopped) return;
+    msgVerbose(1, 'tlsmgr_prng_exch_event: update PRNG exchange file');
+    const ok = this.guard(() => {
+      if (exch.removed()) {
+        (this.deps.warn ?? msgWarn)('PRNG exchange file was removed -- exiting to reopen');
+        return false;
+      }
+      exch.update(this.pool);
+      return true;
+    });
+    if (ok !== true) {
+      if (ok === false) {
+        this.stopTimers();
+        this.stopped = true;
+        (this.deps.exit ?? exitAfterSleep)(0);
+      }
+      return;
+    }
+    this.pool.stir();
+    const next = nextInterval(this.exchangePeriod, this.pool.randomByte());
+    this.lastExchangeInterval = next;
+    this.cancelExchange = runAfter(next, () => this.exchangeEvent(), this.deps.timers ?? realTimers);
+  }
+
+  /** Run fn; a FatalError goes to deps.fatal (msg_fatal) and yields undefined. */
+  private guard<T>(fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof FatalError)) throw err;
+      this.stopTimers();
+      this.stopped = true;
+      (this.deps.fatal ?? msgFatal)(err.message);
+      return undefined;
+    }
+  }
+
+  private stopTimers(): void {
+    this.cancelReseed?.();
+    this.cancelExchange?.();
+    this.cancelReseed = null;
+    this.cancelExchange = null;
+  }
+}

@@ -1,0 +1,139 @@
+/*
+ * prng-pool - the pool around HMAC_DRBG (spec 4.6, 4.7; issue 4 item 2): with fixed stand-ins
+ * for the CSPRNG and the clocks the pool is deterministic, which makes every input visible:
+ * the CSPRNG at instantiate and at every reseed, time ^ pid in the nonce, source bytes
+ * (addEntropy), time per stir, non-entropy extra data; the stir queue is bounded and folded;
+ * generate() serves any size, reseeds by itself when the DRBG demands it; randomByte().
+ */
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PrngPool, STIR_FOLD, type PoolDeps } from '../../src/prng/pool.js';
+
+/** Deterministic deps: counter "CSPRNG", fixed clocks (settable), fixed pid. */
+function fixed(over: Partial<PoolDeps> & { seed?: number } = {}): PoolDeps & { calls: number[]; clock: { us: bigint; ns: bigint } } {
+  const calls: number[] = [];
+  let k = over.seed ?? 1;
+  const clock = { us: 1_700_000_000_000_000n, ns: 5_000n };
+  return {
+    randomBytes: (n) => {
+      calls.push(n);
+      const b = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) b[i] = (k++ * 31) & 0xff;
+      return b;
+    },
+    nowMicros: () => clock.us,
+    hrtime: () => clock.ns,
+    pid: 4242,
+    ...over,
+    calls,
+    clock,
+  };
+}
+
+test('deterministic given the same inputs; the CSPRNG is drawn at instantiate (32 + 16 bytes)', () => {
+  const da = fixed();
+  const a = PrngPool.create(da);
+  const b = PrngPool.create(fixed());
+  assert.deepEqual(da.calls, [16, 32]);
+  assert.ok(a.generate(64).equals(b.generate(64)));
+});
+
+test('a different CSPRNG, time or pid at instantiate gives a different pool', () => {
+  const ref = PrngPool.create(fixed()).generate(32);
+  assert.ok(!PrngPool.create(fixed({ seed: 2 })).generate(32).equals(ref));
+  assert.ok(!PrngPool.create(fixed({ pid: 4243 })).generate(32).equals(ref));
+  const d = fixed();
+  d.clock.us += 1n;
+  assert.ok(!PrngPool.create(d).generate(32).equals(ref));
+});
+
+test('addEntropy reseeds with the bytes plus 32 fresh CSPRNG bytes', () => {
+  const da = fixed();
+  const a = PrngPool.create(da);
+  const b = PrngPool.create(fixed());
+  a.addEntropy(Buffer.from('source bytes'));
+  assert.deepEqual(da.calls, [16, 32, 32]);
+  assert.ok(!a.generate(32).equals(b.generate(32)));
+  // Same source bytes, same CSPRNG: same state (nothing else goes in).
+  const c = PrngPool.create(fixed());
+  const d = PrngPool.create(fixed());
+  c.addEntropy(Buffer.from('x'));
+  d.addEntropy(Buffer.from('x'));
+  assert.ok(c.generate(32).equals(d.generate(32)));
+});
+
+test('stir() mixes the time: a different time of day or monotonic clock changes the next output', () => {
+  const mk = (us: bigint, ns: bigint): Buffer => {
+    const d = fixed();
+    const p = PrngPool.create(d);
+    d.clock.us = us;
+    d.clock.ns = ns;
+    p.stir();
+    return p.generate(32);
+  };
+  const base = mk(1n, 1n);
+  assert.ok(mk(1n, 1n).equals(base));
+  assert.ok(!mk(2n, 1n).equals(base));
+  assert.ok(!mk(1n, 2n).equals(base));
+  const unstirred = PrngPool.create(fixed()).generate(32);
+  assert.ok(!base.equals(unstirred));
+});
+
+test('stir(extra) mixes non-entropy data, short or long (hashed), without touching the CSPRNG', () => {
+  const out = (extra?: Buffer): Buffer => {
+    const d = fixed();
+    const p = PrngPool.create(d);
+    p.stir(extra);
+    const r = p.generate(32);
+    assert.deepEqual(d.calls, [16, 32], 'no CSPRNG draw for a stir');
+    return r;
+  };
+  const none = out();
+  assert.ok(!out(Buffer.from('session')).equals(none));
+  assert.ok(!out(Buffer.alloc(100_000, 1)).equals(out(Buffer.alloc(100_000, 2))));
+  assert.ok(out(Buffer.alloc(0)).equals(none));
+});
+
+test('the stir queue stays bounded: it is folded in once past STIR_FOLD bytes', () => {
+  const p = PrngPool.create(fixed());
+  const pending = (): number => (p as unknown as { pendingBytes: number }).pendingBytes;
+  for (let i = 0; i < 10_000; i++) {
+    p.stir();
+    assert.ok(pending() <= STIR_FOLD + 16, `pending ${pending()}`);
+  }
+  p.generate(1);
+  assert.equal(pending(), 0);
+});
+
+test('generate: sizes 0, 1, 255, 1024 and more than one DRBG request (65536) at once', () => {
+  const p = PrngPool.create();
+  for (const n of [0, 1, 32, 255, 1024, 65536, 65537, 200_000]) assert.equal(p.generate(n).length, n);
+  const seen = new Set<string>();
+  for (let i = 0; i < 1000; i++) seen.add(p.generate(32).toString('hex'));
+  assert.equal(seen.size, 1000, 'consecutive seeds differ');
+});
+
+test('when the DRBG reseed counter runs out, generate reseeds from the CSPRNG by itself', () => {
+  const d = fixed({ reseedInterval: 3 });
+  const p = PrngPool.create(d);
+  for (let i = 0; i < 10; i++) p.generate(8);
+  assert.deepEqual(d.calls, [16, 32, 32, 32, 32]);
+});
+
+test('randomByte() is 0..255 and covers the range', () => {
+  const p = PrngPool.create();
+  const seen = new Set<number>();
+  for (let i = 0; i < 20_000 && seen.size < 256; i++) {
+    const r = p.randomByte();
+    assert.ok(Number.isInteger(r) && r >= 0 && r <= 255);
+    seen.add(r);
+  }
+  assert.equal(seen.size, 256);
+});
+
+test('destroy() leaves a pool that refuses to generate', () => {
+  const p = PrngPool.create();
+  p.destroy();
+  assert.throws(() => p.generate(1));
+});

@@ -1,0 +1,205 @@
+/*
+ * store-open - the database parameter mapping (cache/open.ts) and what is special about the
+ * SQLite store (cache/stores/sqlite.ts; issue 3): btree/hash/lmdb/sdbm/dbm and no type map to
+ * <path>.sqlite, memory: to the memory store, anything else is fatal; the file is created
+ * fresh at every start (old content, -wal and -shm removed; a symbolic link removed, never
+ * followed), mode 0600 with every umask, WAL with synchronous OFF; owned by $mail_owner when
+ * run as root (with its -wal and -shm); a second store on a locked file is refused while the
+ * first keeps working; two cache types on one file are refused; engine failures become
+ * StoreError and, through the cache, warnings.
+ */
+
+import assert from 'node:assert/strict';
+import {
+  closeSync, existsSync, lstatSync, openSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { CacheTable } from '../../src/cache/caches.js';
+import { FILE_TYPES, storeKind, storeOpener, SQLITE_SUFFIX } from '../../src/cache/open.js';
+import { StoreError } from '../../src/cache/store.js';
+import { MemoryStore } from '../../src/cache/stores/memory.js';
+import { SqliteStore } from '../../src/cache/stores/sqlite.js';
+import { FakeClock } from '../../src/clock.js';
+import { FatalError } from '../../src/errors.js';
+import { testConfig } from '../helpers/attr.js';
+import { T0 } from '../helpers/harness.js';
+import { scacheOver } from '../helpers/stores.js';
+
+const root = mkdtempSync(join(tmpdir(), 'tlsmgr-open-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const freshDir = (): string => {
+  const d = join(root, `d${n++}`);
+  mkdirSync(d);
+  return d;
+};
+const isRoot = process.geteuid?.() === 0;
+const noUser = (): null => null;
+
+test('file map types and no type (default_database_type) map to <path>.sqlite; memory: to memory', () => {
+  for (const t of FILE_TYPES) {
+    assert.deepEqual(storeKind(`${t}:/var/lib/postfix/smtpd_scache`, 'p'), { kind: 'sqlite', file: `/var/lib/postfix/smtpd_scache${SQLITE_SUFFIX}` });
+  }
+  assert.deepEqual(storeKind('memory:', 'p'), { kind: 'memory' });
+  assert.deepEqual(storeKind('memory:smtpd', 'p'), { kind: 'memory' });
+  const dir = freshDir();
+  const config = testConfig({ cache: { smtpd: { database: `${dir}/smtpd_scache` }, smtp: { database: 'memory:smtp' } } });
+  const table = new CacheTable(config, {
+    clock: new FakeClock(T0), warn: () => undefined, openStore: storeOpener({ mailOwner: 'postfix', lookupUser: noUser, euid: 1000 }),
+  });
+  try {
+    assert.ok(existsSync(`${dir}/smtpd_scache.sqlite`), 'hash: (the default type) is a SQLite file');
+    assert.deepEqual(readdirSync(dir).sort(), ['smtpd_scache.sqlite', 'smtpd_scache.sqlite-shm', 'smtpd_scache.sqlite-wal']);
+  } finally {
+    table.close();
+  }
+});
+
+test('unsupported and malformed database types are fatal at start, naming the parameter', () => {
+  for (const db of ['cdb:/x', 'proxy:btree:/x', 'mysql:/etc/postfix/my.cf', 'redis:x', 'texthash:/x', 'inline:{a=b}']) {
+    assert.throws(() => storeKind(db, 'smtpd_tls_session_cache_database'), (e: unknown) => {
+      assert.ok(e instanceof FatalError);
+      assert.match(e.message, /^unsupported dictionary type: [a-z]+ \(smtpd_tls_session_cache_database = /);
+      assert.match(e.message, /use btree:, hash:, lmdb:, sdbm:, dbm: \(an embedded database file\) or memory:$/);
+      return true;
+    }, db);
+  }
+  assert.throws(() => storeKind('btree:', 'smtp_tls_session_cache_database'), /^FatalError: smtp_tls_session_cache_database: missing file name in "btree:"$/);
+  const config = testConfig({ cache: { smtpd: { database: 'pgsql:/etc/x.cf' } } });
+  assert.throws(
+    () => new CacheTable(config, { clock: new FakeClock(T0), warn: () => undefined, openStore: storeOpener({ mailOwner: 'postfix', lookupUser: noUser }) }),
+    /unsupported dictionary type: pgsql/,
+  );
+});
+
+test('the file is created fresh: old content, -wal, -shm gone; mode 0600 whatever the umask', () => {
+  for (const mask of [0o022, 0o000, 0o077]) {
+    const dir = freshDir();
+    const file = join(dir, 'c.sqlite');
+    for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) writeFileSync(f, 'GARBAGE FROM ANOTHER PROGRAM', { mode: 0o644 });
+    const oldIno = statSync(file).ino;
+    const held = openSync(file, 'r'); // keeps the old inode from being reused for the new file
+    const old = process.umask(mask);
+    let s: SqliteStore;
+    try {
+      s = SqliteStore.create(file);
+    } finally {
+      process.umask(old);
+    }
+    try {
+      assert.equal(s.size, 0);
+      s.put('k', Buffer.from('v'), 1);
+      assert.notEqual(statSync(file).ino, oldIno, 'a new file');
+      assert.equal(existsSync(`${file}-journal`), false);
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) assert.equal(statSync(f).mode & 0o777, 0o600, `${f} umask ${mask.toString(8)}`);
+      assert.doesNotMatch(readFileSync(file, 'latin1'), /GARBAGE/);
+      const db = new Database(file, { readonly: true });
+      try {
+        assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+        assert.equal(db.prepare('SELECT count(*) FROM scache_v1').pluck().get(), 1, 'readable by sqlite3 while in use');
+      } finally {
+        db.close();
+      }
+    } finally {
+      s.close();
+      closeSync(held);
+    }
+  }
+});
+
+test('a symbolic link at the path is removed, never followed', () => {
+  const dir = freshDir();
+  const target = join(dir, 'precious');
+  writeFileSync(target, 'keep me');
+  const file = join(dir, 'c.sqlite');
+  symlinkSync(target, file);
+  symlinkSync(target, `${file}-wal`);
+  const s = SqliteStore.create(file);
+  try {
+    assert.equal(readFileSync(target, 'latin1'), 'keep me');
+    assert.ok(lstatSync(file).isFile());
+  } finally {
+    s.close();
+  }
+});
+
+test('a file locked by a running store is refused; the running store keeps working', () => {
+  const file = join(freshDir(), 'c.sqlite');
+  const a = SqliteStore.create(file);
+  try {
+    a.put('k', Buffer.from('v'), 1);
+    assert.throws(() => SqliteStore.create(file), (e: unknown) => {
+      assert.ok(e instanceof FatalError);
+      assert.equal(e.message, `${file}: unable to get exclusive lock: the TLS session cache is in use by another process`);
+      return true;
+    });
+    a.put('j', Buffer.from('w'), 2);
+    assert.deepEqual(a.get('k'), Buffer.from('v'));
+    assert.equal(a.size, 2);
+  } finally {
+    a.close();
+  }
+  const b = SqliteStore.create(file); // unlocked once closed
+  assert.equal(b.size, 0);
+  b.close();
+});
+
+test('a missing directory is fatal "open database"', () => {
+  assert.throws(() => SqliteStore.create(join(root, 'no', 'such', 'dir', 'c.sqlite')), /^FatalError: open database .*c\.sqlite: ENOENT/);
+});
+
+test('two cache types on one file (btree: and hash: of one path) are fatal', () => {
+  const dir = freshDir();
+  const config = testConfig({ cache: { smtpd: { database: `btree:${dir}/one` }, smtp: { database: `hash:${dir}/one` } } });
+  assert.throws(
+    () => new CacheTable(config, { clock: new FakeClock(T0), warn: () => undefined, openStore: storeOpener({ mailOwner: 'postfix', lookupUser: noUser, euid: 1000 }) }),
+    new RegExp(`^FatalError: do not use the same TLS cache file ${dir}/one.sqlite for smtpd and smtp$`),
+  );
+  // The first store was closed again: its file can be opened at once.
+  SqliteStore.create(`${dir}/one.sqlite`).close();
+});
+
+test('as root the files belong to $mail_owner (with the -wal and -shm SQLite creates)', { skip: !isRoot && 'needs root' }, () => {
+  const dir = freshDir();
+  const open = storeOpener({ mailOwner: 'nobody', lookupUser: (u) => (u === 'nobody' ? { uid: 65534, gid: 65534 } : null) });
+  const s = open('smtpd', `btree:${dir}/smtpd_scache`);
+  try {
+    s.put('k', Buffer.from('v'), 1);
+    for (const f of ['', '-wal', '-shm']) {
+      const st = statSync(`${dir}/smtpd_scache.sqlite${f}`);
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [65534, 65534, 0o600], f);
+    }
+  } finally {
+    s.close();
+  }
+  assert.throws(() => storeOpener({ mailOwner: 'nosuchuser', lookupUser: noUser, euid: 0 })('smtp', `btree:${dir}/x`), /^FatalError: unknown mail_owner user: nosuchuser$/);
+});
+
+test('memory: needs no file and no owner', () => {
+  const s = storeOpener({ mailOwner: 'nosuchuser', lookupUser: noUser, euid: 0 })('lmtp', 'memory:');
+  assert.ok(s instanceof MemoryStore);
+});
+
+test('an engine failure (the database is full) is a StoreError, and a warning in the cache', () => {
+  const file = join(freshDir(), 'c.sqlite');
+  const s = SqliteStore.create(file);
+  try {
+    s.put('k', Buffer.from('v'), 1);
+    // Reach into the store to cap the file at its current size: a real SQLITE_FULL.
+    const db = (s as unknown as { db: Database.Database }).db;
+    db.pragma(`max_page_count = ${Number(db.pragma('page_count', { simple: true }))}`);
+    assert.throws(() => s.put('j', Buffer.alloc(100_000), 2), (e: unknown) => e instanceof StoreError && /: SQLITE_FULL: /.test(e.message));
+    assert.equal(s.size, 1, 'counts unchanged by the failed insert');
+    const { cache, warnings } = scacheOver(s);
+    cache.update(Buffer.from('x'), Buffer.alloc(100_000));
+    cache.update(Buffer.from('y'), Buffer.alloc(100_000));
+    assert.equal(warnings.length, 1, 'rate-limited');
+    assert.match(warnings[0], /^btree:\/test\/smtpd_scache: cannot update TLS session cache entry: .*c\.sqlite: SQLITE_FULL: database or disk is full$/);
+    assert.equal(cache.stats().stores, 0);
+  } finally {
+    s.close();
+  }
+});
