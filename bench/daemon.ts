@@ -7,7 +7,8 @@
  *   Makes a temp dir with etc/main.cf (queue and data directories inside it, mail_owner = the
  *   current user unless root), spawns `node bin/tlsmgr` with MAIL_CONFIG pointing there and
  *   waits until its socket answers with the greeting. stop() sends SIGTERM (SIGKILL after 5 s)
- *   and removes the directory. Used by the benchmarks and the integration tests.
+ *   and removes the directory. Used by the benchmarks and the integration tests. nodeArgs go
+ *   to node before the script (e.g. --cpu-prof --cpu-prof-dir=DIR for profiling).
  * LIMITS
  *   Waits at most 15 s for the socket.
  */
@@ -29,7 +30,9 @@ export interface RunningDaemon {
   stop(): Promise<number | null>;
 }
 
-export async function startDaemon(opts: { mainCf?: Record<string, string>; args?: string[] } = {}): Promise<RunningDaemon> {
+export async function startDaemon(
+  opts: { mainCf?: Record<string, string>; args?: string[]; nodeArgs?: string[] } = {},
+): Promise<RunningDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-'));
   for (const d of ['etc', 'queue/private', 'data']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
   const params: Record<string, string> = {
@@ -43,7 +46,7 @@ export async function startDaemon(opts: { mainCf?: Record<string, string>; args?
   };
   writeFileSync(join(dir, 'etc/main.cf'), Object.entries(params).map(([k, v]) => `${k} = ${v}\n`).join(''));
   const socket = join(dir, 'queue/private/tlsmgr');
-  const proc = spawn(process.execPath, [join(REPO, 'bin/tlsmgr'), ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(REPO, 'bin/tlsmgr'), ...(opts.args ?? [])], {
     env: { ...process.env, MAIL_CONFIG: join(dir, 'etc') },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -7,7 +7,8 @@
  *   Each connection behaves like smtpd/smtp (greeting, then one request in flight) and draws
  *   requests from the mix: seed(32), update, lookup of an id it stored (hit: the bytes must
  *   match), lookup of an id never stored (miss: must be ERR), delete of an id it stored (must
- *   be OK). cache_ids are 94 characters like smtpd's; sessions are 200 bytes +-10%. Every
+ *   be OK). cache_ids are 94 characters like smtpd's; sessions are 200 bytes +-10%, cut from one
+ *   random block and made distinct by a serial number (no CSPRNG call per request). Every
  *   reply is verified; a wrong one counts as an error. Latency is measured per request.
  *   With `pid`, the daemon's RSS and CPU seconds are read from /proc.
  * LIMITS
@@ -63,6 +64,20 @@ export function procStats(pid: number): { rssMb: number; cpuS: number } {
   return { rssMb: rss ? Number(rss[1]) / 1024 : 0, cpuS: ticks / 100 };
 }
 
+/** A random block the sessions are cut from: one CSPRNG call per run, not per update. */
+const BLOCK = randomBytes(1 << 16);
+let sessionSerial = 0;
+
+/** A 180..220-byte session, distinct from every other (a serial number in its first 8 bytes). */
+function makeSession(): Buffer {
+  const len = 180 + Math.floor(Math.random() * 41);
+  const at = Math.floor(Math.random() * (BLOCK.length - len));
+  const s = Buffer.allocUnsafe(len);
+  BLOCK.copy(s, 0, at, at + len);
+  s.writeDoubleBE(++sessionSerial, 0);
+  return s;
+}
+
 function cacheId(conn: number, n: number): string {
   // smtpd's form: hex session id, &s=service, &l=OpenSSL version; padded to 94 characters.
   const head = `${conn.toString(16).padStart(8, '0')}${n.toString(16).padStart(56, '0')}&s=smtp&l=805306608`;
@@ -109,7 +124,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
             }
             case 'update': {
               const id = cacheId(ci, serial++);
-              const session = randomBytes(180 + Math.floor(Math.random() * 41));
+              const session = makeSession();
               ok = (await c.update(type, id, session)) === 0;
               stored.set(id, session);
               ids.push(id);

@@ -1,69 +1,76 @@
 /*
  * NAME
- *   bench/run - `npm run bench`: throughput and latency of our tlsmgr under a mixed load
+ *   bench/run - `npm run bench`: ours (default store, memory:) and Postfix's tlsmgr side by side
  * SYNOPSIS
- *   node dist/bench/run.js [--connections N] [--seconds S] [--runs R] [--json]
+ *   node dist/bench/run.js [--connections N] [--seconds S] [--rounds R] [--warmup S] [--json]
+ *                          [--no-postfix] [--scaling] [--scaling-seconds S] [--entries 10000,100000]
+ *                          [--profile DIR]
  * DESCRIPTION
- *   Starts the daemon on a scratch instance, runs bench/loadgen R times (default 3) and prints
- *   each run and the medians, as a table and as JSON. The machine is described in the output.
+ *   Default: the side-by-side benchmark of bench/compare.ts: the same verified load (N = 32
+ *   connections, the default mix, S = 5 s after a 1 s warm-up, a fresh daemon each run)
+ *   against "ours" (btree: -> the embedded database), "ours-memory" (memory:) and, when it
+ *   is installed and we are root, Postfix's real tlsmgr, alternated A B C for R = 3 rounds;
+ *   prints the medians with ratios ours / Postfix and the machine. Without Postfix it runs
+ *   ours only and says so.
+ *   --scaling adds a table over 1, 8, 32, 128 and 512 connections (--scaling-seconds, 2 s,
+ *   one run each) and a table of entries held (--entries, default 10000,100000: RSS, cache
+ *   file size, lookup p50/p99).
+ *   --json prints one JSON document instead of the tables.
+ *   --profile DIR runs our daemons under `node --cpu-prof --cpu-prof-dir=DIR`.
  */
 
-import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import { startDaemon } from './daemon.js';
-import { runLoad, type LoadReport } from './loadgen.js';
+import { benchTargets, formatEntries, formatScaling, formatSideBySide, runEntries, runScaling, runSideBySide, type EntriesRow, type ScalingRow } from './compare.js';
 
 const { values } = parseArgs({
   options: {
     connections: { type: 'string', default: '32' },
-    seconds: { type: 'string', default: '10' },
-    runs: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
+    'no-postfix': { type: 'boolean', default: false },
+    scaling: { type: 'boolean', default: false },
+    'scaling-seconds': { type: 'string', default: '2' },
+    entries: { type: 'string', default: '10000,100000' },
+    profile: { type: 'string' },
   },
 });
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+const log = (m: string): void => {
+  if (values.json) process.stderr.write(`${m}\n`);
+  else console.log(m);
+};
+const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : undefined;
+const { targets, skipped } = benchTargets({ postfix: !values['no-postfix'], nodeArgs });
+if (skipped) log(`NOTE: ${skipped}; running ours only`);
+
+log('side by side:');
+const side = await runSideBySide({
+  targets,
+  skipped,
+  connections: Number(values.connections),
+  durationMs: Number(values.seconds) * 1000,
+  warmupMs: Number(values.warmup) * 1000,
+  rounds: Number(values.rounds),
+  log,
+});
+let scaling: ScalingRow[] | undefined;
+let entries: EntriesRow[] | undefined;
+if (values.scaling) {
+  log('scaling over connections:');
+  scaling = await runScaling({ targets, connections: [1, 8, 32, 128, 512], durationMs: Number(values['scaling-seconds']) * 1000, log });
+  log('entries held:');
+  entries = await runEntries({ targets, entries: values.entries.split(',').map(Number), log });
 }
 
-const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
-const daemon = await startDaemon();
-const reports: LoadReport[] = [];
-try {
-  for (let i = 0; i < Number(values.runs); i++) {
-    reports.push(
-      await runLoad({
-        socket: daemon.socket,
-        connections: Number(values.connections),
-        durationMs: Number(values.seconds) * 1000,
-        pid: daemon.proc.pid,
-      }),
-    );
-  }
-} finally {
-  await daemon.stop();
-}
-const summary = {
-  machine,
-  connections: Number(values.connections),
-  runs: reports.length,
-  median_requests_per_s: median(reports.map((r) => r.requests_per_s)),
-  median_p99_us: Object.fromEntries(Object.keys(reports[0].ops).map((o) => [o, median(reports.map((r) => r.ops[o].p99_us))])),
-  errors: reports.reduce((s, r) => s + r.errors, 0),
-  reports,
-};
 if (values.json) {
-  console.log(JSON.stringify(summary, null, 2));
+  console.log(JSON.stringify({ side_by_side: side, scaling, entries }, null, 2));
 } else {
-  console.log(`machine: ${machine}`);
-  console.log(`connections: ${summary.connections}, runs: ${summary.runs}, errors: ${summary.errors}`);
-  console.log('run  req/s     rss MB  cpu s   ' + Object.keys(reports[0].ops).map((o) => `${o} p50/p99 us`.padEnd(26)).join(''));
-  reports.forEach((r, i) => {
-    const cols = Object.values(r.ops).map((s) => `${s.p50_us.toFixed(0)}/${s.p99_us.toFixed(0)}`.padEnd(26));
-    console.log(
-      `${String(i + 1).padEnd(5)}${r.requests_per_s.toFixed(0).padEnd(10)}${(r.daemon_rss_mb ?? 0).toFixed(1).padEnd(8)}${(r.daemon_cpu_s ?? 0).toFixed(2).padEnd(8)}${cols.join('')}`,
-    );
-  });
-  console.log(`median requests/s: ${summary.median_requests_per_s.toFixed(0)}`);
+  console.log('');
+  console.log(formatSideBySide(side));
+  if (scaling) console.log(`\nscaling (${values['scaling-seconds']} s per run, one run each, ${side.machine}):\n${formatScaling(scaling)}`);
+  if (entries) console.log(`\nentries held (200-byte sessions, 20000 verified lookups over 8 connections):\n${formatEntries(entries)}`);
 }
+const errors = side.targets.reduce((a, t) => a + t.median.errors, 0);
+if (errors > 0) process.exitCode = 1;

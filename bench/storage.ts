@@ -15,8 +15,9 @@
  *   2. after the load: daemon RSS (/proc), database file size (+ WAL), lookup latency at rest;
  *   3. unless opts.expire is false: waits until the cleanup pass that expires the loaded
  *      entries is near (passes run every `timeout` seconds from the daemon's start; the
- *      pass at k * timeout removes what was stored before (k - 1) * timeout), first storing
- *      opts.live fresh sessions that stay live through that pass; while passes run, opts.lookups
+ *      pass at k * timeout removes what was stored before (k - 1) * timeout), storing
+ *      opts.live fresh sessions a few seconds before it (they stay live through it and well
+ *      after); from 3 s before the pass until it has ended, opts.lookups
  *      connections look up live ids (must hit, bytes compared) and loaded ids (must miss)
  *      back to back, and the latency of every lookup answered while a pass ran is kept;
  *      the time to expire is taken from the daemon's own pass lines (start seen by this
@@ -208,8 +209,9 @@ export async function runStorageBench(opts: StorageOptions): Promise<StorageRepo
     const T = opts.timeout * 1000;
     const k = Math.floor(loadEndMs / T) + 2;
     const passAt = k * T;
-    // Live entries, stored after (k - 1) * T: they must survive pass k.
-    while (performance.now() - t0 < (k - 1) * T + 1500) await sleep(200);
+    // Live entries, stored just before pass k: after (k - 1) * T, so that pass k keeps them,
+    // and late enough that they stay live (stamp + T) until the measurement ends.
+    while (performance.now() - t0 < passAt - 8000) await sleep(200);
     const liveSession = randomBytes(opts.size);
     let ln = 0;
     await Promise.all(

@@ -29,6 +29,7 @@ import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { CacheTable } from '../cache/caches.js';
+import { Sealer } from '../cache/seal.js';
 import { storeOpener } from '../cache/open.js';
 import { systemClock } from '../clock.js';
 import { loadConfig } from '../config/load.js';
@@ -47,6 +48,7 @@ import { Dispatcher } from '../server/dispatch.js';
 import { createTlsmgrServer, listenStandalone } from '../server/server.js';
 import { TicketKeyRing } from '../tickets/keys.js';
 import { parseDaemonArgs, type DaemonOptions } from './options.js';
+import { pooledRandom } from './random-pool.js';
 
 export interface MainEnv {
   readonly [name: string]: string | undefined;
@@ -92,7 +94,9 @@ async function preInit(config: TlsmgrConfig, path: string, cacheFiles = true): P
   // -S serves one request and exits: its caches stay in memory, never touching (and
   // emptying) the files of a daemon that may be running.
   const openStore = cacheFiles ? storeOpener({ mailOwner: config.mailOwner, lookupUser }) : undefined;
-  const caches = new CacheTable(config, { clock: systemClock, warn: msgWarn, info: msgInfo, openStore });
+  // The seal nonces come from pooled CSPRNG output: one randomBytes() trip per 4 KiB, not per update.
+  const sealer = Sealer.fresh(pooledRandom());
+  const caches = new CacheTable(config, { clock: systemClock, warn: msgWarn, info: msgInfo, openStore, sealer });
   const tickets = new TicketKeyRing(randomBytes);
   const dispatcher = new Dispatcher({ caches, tickets, seed: (n) => prng.seed(n), stir: () => prng.stir(), clock: systemClock, warn: msgWarn });
   const ctx: ConnectionContext = {
