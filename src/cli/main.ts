@@ -48,6 +48,7 @@ import { Dispatcher } from '../server/dispatch.js';
 import { createTlsmgrServer, listenStandalone } from '../server/server.js';
 import { TicketKeyRing } from '../tickets/keys.js';
 import { parseDaemonArgs, type DaemonOptions } from './options.js';
+import { applyReload, type LiveSettings } from './reload.js';
 import { pooledRandom } from './random-pool.js';
 
 export interface MainEnv {
@@ -255,7 +256,25 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => msgWarn('SIGHUP (reload) is not supported by this version -- ignored; restart to reload main.cf'));
+  // SIGHUP: re-read main.cf and apply what can change without dropping the caches.
+  let current = config;
+  process.on('SIGHUP', () => {
+    let fresh: TlsmgrConfig;
+    try {
+      fresh = loadConfig({ configDir, overrides: opts.overrides, warn: msgWarn }).config;
+    } catch (err) {
+      msgWarn(`reload: ${(err as Error).message} -- keeping the running configuration`);
+      return;
+    }
+    const restart = applyReload(current, fresh, {
+      limits: d.ctx.limits as LiveSettings['limits'],
+      scan: d.ctx.scan as LiveSettings['scan'],
+      setSyslogName: (name) => setLogTag(`${name}/${progName}`),
+    });
+    current = fresh;
+    msgInfo(`reload: ${configDir}/main.cf re-read; caches and ticket keys kept`);
+    for (const key of restart) msgWarn(`reload: a changed setting (${key}) takes effect only after a restart`);
+  });
 }
 
 

@@ -33,11 +33,11 @@
  *   tls/tls_prng_exch.c, global/data_redirect.c, util/set_eugid.c, util/myflock.c
  */
 
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { constants, fstatSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname } from 'node:path';
 import { FatalError } from '../errors.js';
-import { errText } from './sources/source.js';
+import { closeQuietly, errText } from './sources/source.js';
 
 /** TLS_PRNG_EXCH_SIZE. */
 export const EXCH_SIZE = 1024;
@@ -175,13 +175,7 @@ export class ExchangeFile {
   }
 
   close(): void {
-    if (this.fd === null) return;
-    try {
-      closeSync(this.fd);
-    } catch {
-      /* the data went out with each write; nothing left to lose */
-    }
-    this.fd = null;
+    this.fd = closeQuietly(this.fd);
   }
 
   private descriptor(): number {

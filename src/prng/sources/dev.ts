@@ -19,8 +19,7 @@
  *   tls/tls_prng_dev.c
  */
 
-import { closeSync, constants, openSync } from 'node:fs';
-import { errText, IO_TIMEOUT_MS, timedRead, type EntropySource, type SourceResult } from './source.js';
+import { closeQuietly, errText, IO_TIMEOUT_MS, openReadOnly, timedRead, type EntropySource, type SourceResult } from './source.js';
 
 /** UCHAR_MAX: tls_prng_dev_read() reads into a 255-byte buffer. */
 export const DEV_READ_MAX = 255;
@@ -34,7 +33,7 @@ export class DevSource implements EntropySource {
   }
 
   static open(path: string, opts: { timeoutMs?: number } = {}): DevSource {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    const fd = openReadOnly(path);
     return new DevSource(path, fd, opts.timeoutMs ?? IO_TIMEOUT_MS);
   }
 
@@ -55,12 +54,6 @@ export class DevSource implements EntropySource {
   }
 
   close(): void {
-    if (this.fd === null) return;
-    try {
-      closeSync(this.fd);
-    } catch {
-      /* nothing to do about a failing close of a read-only descriptor */
-    }
-    this.fd = null;
+    this.fd = closeQuietly(this.fd);
   }
 }

@@ -19,8 +19,7 @@
  *   tls/tls_prng_file.c
  */
 
-import { closeSync, constants, openSync } from 'node:fs';
-import { errText, IO_TIMEOUT_MS, timedRead, type EntropySource, type SourceResult } from './source.js';
+import { closeQuietly, errText, IO_TIMEOUT_MS, openReadOnly, timedRead, type EntropySource, type SourceResult } from './source.js';
 
 /** tls_prng_file_read()'s buffer size. */
 export const FILE_CHUNK = 8192;
@@ -34,7 +33,7 @@ export class FileSource implements EntropySource {
   }
 
   static open(path: string, opts: { timeoutMs?: number } = {}): FileSource {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    const fd = openReadOnly(path);
     return new FileSource(path, fd, opts.timeoutMs ?? IO_TIMEOUT_MS);
   }
 
@@ -60,12 +59,6 @@ export class FileSource implements EntropySource {
   }
 
   close(): void {
-    if (this.fd === null) return;
-    try {
-      closeSync(this.fd);
-    } catch {
-      /* read-only descriptor: nothing to save */
-    }
-    this.fd = null;
+    this.fd = closeQuietly(this.fd);
   }
 }

@@ -22,7 +22,7 @@
  *   tls/tls_prng_src.h, util/timed_read.c, util/read_wait.c
  */
 
-import { read } from 'node:fs';
+import { closeSync, constants, openSync, read } from 'node:fs';
 import { strerror } from '../../config/maincf.js';
 
 /** TLS_MGR_TIMEOUT: every source operation is bounded by 10 s. */
@@ -73,4 +73,21 @@ export async function timedRead(fd: number, buf: Buffer, len: number, position: 
     if (left <= 0) throw timeoutError();
     await new Promise((r) => setTimeout(r, Math.min(POLL_MS, left)));
   }
+}
+
+/** Open an entropy source read-only and non-blocking (a stuck blocking read would also stop exit). */
+export function openReadOnly(path: string): number {
+  return openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+}
+
+/** Close a descriptor, ignoring errors (nothing is lost by a failing close here); returns null. */
+export function closeQuietly(fd: number | null): null {
+  if (fd !== null) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* nothing to save */
+    }
+  }
+  return null;
 }
