@@ -85,3 +85,15 @@ export function scacheOver(
   });
   return { cache, clock, warnings, sealer };
 }
+
+/** Wrap a test body: make a store of `kind`, run `fn` on it, always clean up. */
+export function withStoreOf(kind: StoreKindUnderTest, fn: (s: SessionStore) => void): () => void {
+  return () => {
+    const m = kind.make();
+    try {
+      fn(m.store);
+    } finally {
+      m.cleanup();
+    }
+  };
+}

@@ -19,7 +19,7 @@ import { MemoryStore } from '../../src/cache/stores/memory.js';
 import { FakeClock } from '../../src/clock.js';
 import { b64, OK, req, testConfig } from '../helpers/attr.js';
 import { makeHarness, T0 } from '../helpers/harness.js';
-import { scacheOver, STORE_KINDS } from '../helpers/stores.js';
+import { scacheOver, STORE_KINDS, withStoreOf } from '../helpers/stores.js';
 
 const id = (s: string): Buffer => Buffer.from(s, 'latin1');
 const sess = (n: number, fill = 0x5a): Buffer => Buffer.alloc(n, fill);
@@ -36,14 +36,7 @@ const ZERO: Omit<CacheStats, 'entries' | 'bytes'> = {
 
 for (const kind of STORE_KINDS) {
   describe(`limits over the ${kind.name} store`, () => {
-    const withStore = (fn: (s: SessionStore) => void) => () => {
-      const m = kind.make();
-      try {
-        fn(m.store);
-      } finally {
-        m.cleanup();
-      }
-    };
+    const withStore = (fn: (s: SessionStore) => void) => withStoreOf(kind, fn);
 
     test('max_entries: the oldest live entry is evicted, one per new entry', withStore((store) => {
       const { cache, clock } = scacheOver(store, { limits: { maxEntries: 3, maxSize: 0, maxEntrySize: 0 } });

@@ -14,7 +14,7 @@ import { describe, test } from 'node:test';
 import { recordStamp, Sealer, SEAL_OVERHEAD } from '../../src/cache/seal.js';
 import { EVICT_ANY, type SessionStore } from '../../src/cache/store.js';
 import { T0 } from '../helpers/harness.js';
-import { scacheOver, STORE_KINDS } from '../helpers/stores.js';
+import { scacheOver, STORE_KINDS, withStoreOf } from '../helpers/stores.js';
 
 const id = (s: string): Buffer => Buffer.from(s, 'latin1');
 const SESSION = Buffer.from('0123456789abcdef-MASTER-SECRET', 'latin1');
@@ -96,14 +96,7 @@ test('a shared ring (cluster): any member opens records of every key it holds', 
 
 for (const kind of STORE_KINDS) {
   describe(`sealed records in the ${kind.name} store`, () => {
-    const withStore = (fn: (s: SessionStore) => void) => () => {
-      const m = kind.make();
-      try {
-        fn(m.store);
-      } finally {
-        m.cleanup();
-      }
-    };
+    const withStore = (fn: (s: SessionStore) => void) => withStoreOf(kind, fn);
 
     test('the store holds no clear text', withStore((store) => {
       const { cache } = scacheOver(store);

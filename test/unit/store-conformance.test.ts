@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { EVICT_ANY, type SessionStore } from '../../src/cache/store.js';
-import { STORE_KINDS } from '../helpers/stores.js';
+import { STORE_KINDS, withStoreOf } from '../helpers/stores.js';
 
 const rec = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -21,14 +21,7 @@ function present(store: SessionStore, keys: readonly string[]): string[] {
 
 for (const kind of STORE_KINDS) {
   describe(`${kind.name} store`, () => {
-    const withStore = (fn: (s: SessionStore) => void) => () => {
-      const m = kind.make();
-      try {
-        fn(m.store);
-      } finally {
-        m.cleanup();
-      }
-    };
+    const withStore = (fn: (s: SessionStore) => void) => withStoreOf(kind, fn);
 
     test('an empty store: nothing found, nothing deleted, nothing swept', withStore((s) => {
       assert.equal(s.size, 0);

@@ -25,6 +25,11 @@
  *   INTEGER (update time) with an index, v BLOB (the sealed record). get/put/delete are
  *   single index probes; sweep() is one DELETE of the `max` oldest rows below the cutoff
  *   through the stamp index, so its cost is the rows it removes, not the table size.
+ *   put() is one INSERT OR REPLACE (after a probe for the old length, for the byte count).
+ *   The writes of one event-loop turn share one transaction: the first write opens it, a
+ *   setImmediate() commits it after the turn's I/O callbacks, close() commits it first.
+ *   Reads on the connection see the uncommitted writes; sqlite3(1) sees them at the end of
+ *   the turn; a crash loses at most one turn (the cache starts empty anyway).
  *   Every statement is prepared once. Entry count and bytes are kept in memory (the table
  *   starts empty and only this process writes it), so no COUNT(*) is ever run.
  *   Operators may read the file with sqlite3(1) while the daemon runs (WAL readers do not
@@ -95,6 +100,17 @@ export class SqliteStore implements SessionStore {
   private readonly putStmt: Stmt;
   private readonly delStmt: Stmt;
   private readonly sweepStmt: Stmt;
+  private readonly sizeStmt: Stmt;
+  private readonly statsStmt: Stmt;
+  private readonly beginStmt: Stmt;
+  private readonly commitStmt: Stmt;
+  private readonly rollbackStmt: Stmt;
+  /** A setImmediate() is pending to commit the writes of this turn. */
+  private commitPending = false;
+  /** The writes of the open transaction, to apply again if SQLite rolls it all back. */
+  private turn: (() => unknown)[] = [];
+  /** A deferred commit that failed, thrown by the next call. */
+  private deferred: StoreError | undefined;
   private count = 0;
   private total = 0;
   private closed = false;
@@ -105,7 +121,14 @@ export class SqliteStore implements SessionStore {
     private readonly lockFd: number,
   ) {
     this.getStmt = db.prepare('SELECT v FROM scache_v1 WHERE k = ?').pluck();
-    this.putStmt = db.prepare('INSERT INTO scache_v1 (k, stamp, v) VALUES (?, ?, ?)');
+    // REPLACE deletes the row with the same k and inserts a new one with a new (higher) id:
+    // the key moves to the end of the write order, as a delete then an insert would.
+    this.putStmt = db.prepare('INSERT OR REPLACE INTO scache_v1 (k, stamp, v) VALUES (?, ?, ?)');
+    this.sizeStmt = db.prepare('SELECT length(v) FROM scache_v1 WHERE k = ?').pluck();
+    this.statsStmt = db.prepare('SELECT count(*) AS n, coalesce(sum(length(k) + length(v)), 0) AS b FROM scache_v1');
+    this.beginStmt = db.prepare('BEGIN');
+    this.commitStmt = db.prepare('COMMIT');
+    this.rollbackStmt = db.prepare('ROLLBACK');
     this.delStmt = db.prepare('DELETE FROM scache_v1 WHERE k = ? RETURNING length(k) + length(v)').pluck();
     this.sweepStmt = db
       .prepare(
@@ -155,25 +178,31 @@ export class SqliteStore implements SessionStore {
   }
 
   get(key: string): Buffer | undefined {
+    this.raiseDeferred();
     return this.run(() => this.getStmt.get(Buffer.from(key, 'latin1')) as Buffer | undefined);
   }
 
   put(key: string, record: Buffer, stamp: number): void {
     const k = Buffer.from(key, 'latin1');
-    this.run(() => {
-      const old = this.delStmt.get(k) as number | undefined;
-      if (old !== undefined) {
-        this.count--;
-        this.total -= old;
-      }
-      this.putStmt.run(k, stamp, record);
-    });
+    const old = this.write(
+      () => {
+        const was = this.sizeStmt.get(k) as number | undefined;
+        this.putStmt.run(k, stamp, record);
+        return was;
+      },
+      () => this.putStmt.run(k, stamp, record),
+    );
+    if (old !== undefined) {
+      this.count--;
+      this.total -= k.length + old;
+    }
     this.count++;
     this.total += k.length + record.length;
   }
 
   delete(key: string): boolean {
-    const old = this.run(() => this.delStmt.get(Buffer.from(key, 'latin1')) as number | undefined);
+    const k = Buffer.from(key, 'latin1');
+    const old = this.write(() => this.delStmt.get(k) as number | undefined, () => this.delStmt.get(k));
     if (old === undefined) return false;
     this.count--;
     this.total -= old;
@@ -182,7 +211,7 @@ export class SqliteStore implements SessionStore {
 
   sweep(cutoff: number, max: number): number {
     if (max <= 0) return 0;
-    const gone = this.run(() => this.sweepStmt.all(cutoff, max) as number[]);
+    const gone = this.write(() => this.sweepStmt.all(cutoff, max) as number[], () => this.sweepStmt.all(cutoff, max));
     for (const n of gone) this.total -= n;
     this.count -= gone.length;
     return gone.length;
@@ -200,6 +229,11 @@ export class SqliteStore implements SessionStore {
     if (this.closed) return;
     this.closed = true;
     try {
+      try {
+        if (this.db.inTransaction) this.commitStmt.run();
+      } catch {
+        // The records are dropped at the next start anyway; close regardless.
+      }
       this.db.close();
     } finally {
       // After the database: closing any descriptor of the file drops SQLite's POSIX locks.
@@ -214,9 +248,101 @@ export class SqliteStore implements SessionStore {
     try {
       return fn();
     } catch (err) {
-      if (err instanceof Database.SqliteError) throw new StoreError(`${this.file}: ${err.code}: ${err.message}`, { cause: err });
-      throw err;
+      throw this.storeError(err);
     }
+  }
+
+  /*
+   * write - one write, in the transaction of this event-loop turn: the first write of a turn
+   * opens it, a setImmediate() commits it once the turn's I/O callbacks have run (close()
+   * commits earlier). Reads on this connection see the uncommitted writes. When a failed
+   * statement makes SQLite roll back the whole transaction (it does for SQLITE_FULL or I/O
+   * errors in a statement without a statement journal), the earlier writes of the turn are
+   * applied again (`redo`), so only the failed write is lost, as with one transaction per
+   * write; should that fail too, the counters are taken again from the table.
+   */
+  private write<T>(fn: () => T, redo: () => unknown): T {
+    this.raiseDeferred();
+    try {
+      if (!this.db.inTransaction) {
+        this.beginStmt.run();
+        if (!this.commitPending) {
+          this.commitPending = true;
+          setImmediate(this.commitTurn);
+        }
+      }
+      const result = fn();
+      this.turn.push(redo);
+      return result;
+    } catch (err) {
+      if (err instanceof Database.SqliteError && !this.closed && !this.db.inTransaction) this.replay();
+      throw this.storeError(err);
+    }
+  }
+
+  /* replay - the transaction was rolled back: apply the turn's earlier writes again */
+  private replay(): void {
+    const writes = this.turn;
+    this.turn = [];
+    if (writes.length === 0) return;
+    try {
+      this.beginStmt.run();
+      for (const w of writes) w();
+      this.turn = writes;
+    } catch {
+      try {
+        if (this.db.inTransaction) this.rollbackStmt.run();
+      } catch {
+        // nothing more to undo
+      }
+      this.recount();
+    }
+  }
+
+  /* commitTurn - end of the turn: commit its writes; a failure is reported by the next call */
+  private readonly commitTurn = (): void => {
+    this.commitPending = false;
+    const writes = this.turn;
+    this.turn = [];
+    if (this.closed || !this.db.inTransaction || writes.length === 0) {
+      if (!this.closed && this.db.inTransaction) this.commitStmt.run(); // a turn whose only writes failed
+      return;
+    }
+    try {
+      this.commitStmt.run();
+    } catch (err) {
+      try {
+        if (this.db.inTransaction) this.rollbackStmt.run();
+      } catch {
+        // nothing more to undo
+      }
+      this.recount();
+      const e = this.storeError(err);
+      this.deferred = e instanceof StoreError ? e : new StoreError(`${this.file}: ${String(err)}`, { cause: err });
+    }
+  };
+
+  /* recount - the counters from the table, after SQLite rolled back writes already counted */
+  private recount(): void {
+    try {
+      const { n, b } = this.statsStmt.get() as { n: number; b: number };
+      this.count = n;
+      this.total = b;
+    } catch {
+      // keep the counters: the next writes fail or succeed on their own
+    }
+  }
+
+  private raiseDeferred(): void {
+    const e = this.deferred;
+    if (e === undefined) return;
+    this.deferred = undefined;
+    throw e;
+  }
+
+  private storeError(err: unknown): unknown {
+    if (err instanceof Database.SqliteError) return new StoreError(`${this.file}: ${err.code}: ${err.message}`, { cause: err });
+    return err;
   }
 }
 
