@@ -17,6 +17,7 @@
  */
 
 import { Worker } from 'node:worker_threads';
+import { msgWarn } from '../log/msg.js';
 
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
@@ -63,6 +64,8 @@ export function startWatchdog(timeoutSeconds: number, targets: readonly Watchdog
   // (an inherited --input-type=module would make `require` undefined in it).
   const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { shared, periodMs, pid: process.pid, targets } });
   worker.unref();
+  // A watchdog that fails must not take the daemon down with it (an unhandled 'error' would).
+  worker.on('error', (err) => msgWarn(`watchdog thread failed: ${err.message} -- running without a watchdog`));
   const stamp = setInterval(() => Atomics.add(beat, 0, 1), Math.min(periodMs / 2, 10000));
   stamp.unref();
   return {
