@@ -207,6 +207,7 @@ export class TlsScache {
       return fn();
     } catch (err) {
       if (!(err instanceof StoreError)) throw err;
+      // A StoreError carries the file, the SQLite code and its message: never a bound value.
       this.limited.warn('store', `${this.opts.dictName}: cannot ${op} TLS session cache entry: ${err.message}`);
       return fallback;
     }

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { GREETING_BYTES, list, OK, parseReply, req, show } from '../helpers/attr.js';
+import { captureChild } from '../helpers/child.js';
 import { sleep, TestClient } from '../helpers/harness.js';
 
 /** The repository root: this file runs as dist/test/integration/daemon.test.js. */
@@ -65,31 +66,8 @@ interface Run {
 
 function run(inst: Instance, args: string[]): Run {
   const child = spawn(process.execPath, [BIN, ...args], { env: inst.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => out.push(c));
-  child.stderr?.on('data', (c: Buffer) => {
-    err += c.toString('utf8');
-  });
-  const done = new Promise<number | string>((resolve) => {
-    child.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
-  });
-  return {
-    child,
-    stdout: () => Buffer.concat(out),
-    stderr: () => err,
-    exited: () =>
-      new Promise((resolve) => {
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          resolve(`no exit within ${EXIT_MS} ms`);
-        }, EXIT_MS);
-        void done.then((v) => {
-          clearTimeout(timer);
-          resolve(v);
-        });
-      }),
-  };
+  const cap = captureChild(child);
+  return { child, stdout: cap.stdout, stderr: cap.stderr, exited: () => cap.exited(EXIT_MS) };
 }
 
 /** Wait (bounded) until the daemon accepts connections on its socket. */

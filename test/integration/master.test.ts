@@ -40,6 +40,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { lookupUser } from '../../src/master/passwd.js';
+import { captureChild } from '../helpers/child.js';
 import { GREETING_BYTES, OK, parseReply, req, show } from '../helpers/attr.js';
 import { sleep, TestClient } from '../helpers/harness.js';
 
@@ -202,34 +203,16 @@ async function spawnUnderMaster(args: readonly string[], env: Readonly<Record<st
     st = Buffer.concat([st, c]);
   });
   status.on('error', () => undefined);
-  const out: Buffer[] = [];
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => out.push(c));
-  child.stderr?.on('data', (c: Buffer) => {
-    err += c.toString('utf8');
-  });
-  const done = new Promise<number | string>((resolve) => {
-    child.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
-  });
+  const cap = captureChild(child);
   return {
     child,
     pid: child.pid ?? 0,
     status,
     path: l.path,
     statusBytes: () => st,
-    stdout: () => Buffer.concat(out),
-    stderr: () => err,
-    exited: (ms = EXIT_MS) =>
-      new Promise((resolve) => {
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          resolve(`no exit within ${ms} ms`);
-        }, ms);
-        void done.then((v) => {
-          clearTimeout(timer);
-          resolve(v);
-        });
-      }),
+    stdout: cap.stdout,
+    stderr: cap.stderr,
+    exited: (ms = EXIT_MS) => cap.exited(ms),
   };
 }
 
