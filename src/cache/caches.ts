@@ -10,11 +10,13 @@
  *   tlsmgr.c's cache_table and tlsmgr_pre_init() (spec 3.2): for each of smtpd, smtp, lmtp the
  *   configured timeout is sanitised (> 0 and < 120 becomes 120; <= 0 becomes 0), and the cache
  *   is enabled only when the timeout is > 0 and the database parameter is non-empty. Two
- *   enabled types naming the same database (compared as written) are a fatal error. Every
+ *   enabled types naming the same database (compared as written) are a fatal error, except
+ *   for redis: (SHARED_TYPES), whose keys carry the cache type. Every
  *   start begins with an empty cache (Postfix opens with O_TRUNC). Each enabled cache gets its
  *   store from deps.openStore (cache/open.ts in the daemon; memory by default), its limits
  *   from the *_tls_session_cache_max_* parameters, and seals records with one per-process
- *   key (cache/seal.ts).
+ *   key (cache/seal.ts). A redis: cache comes whole from deps.openCache (cluster/open.ts):
+ *   a RemoteScache with the cluster's keys.
  *   Cleanup (spec 3.5): a pass per enabled cache right at start and then every `timeout`
  *   seconds; a pass removes expired entries in batches of CLEANUP_BATCH through the store's
  *   stamp index, yielding to the event loop (setImmediate) between batches so that requests
@@ -37,8 +39,9 @@
 import type { Clock } from '../clock.js';
 import { CACHE_TYPES, type CacheType, type TlsmgrConfig } from '../config/types.js';
 import { FatalError } from '../errors.js';
-import { TlsScache } from './scache.js';
+import { TlsScache, type CacheLimits } from './scache.js';
 import { Sealer } from './seal.js';
+import type { SessionCache } from './session-cache.js';
 import { formatStats, type CacheStats } from './stats.js';
 import type { SessionStore } from './store.js';
 import { MemoryStore } from './stores/memory.js';
@@ -83,21 +86,42 @@ export interface CacheDeps {
   readonly openStore?: (cacheType: CacheType, dict: string) => SessionStore;
   /** Seals records (default: a fresh random key, Sealer.fresh()). */
   readonly sealer?: Sealer;
+  /**
+   * A cache that is not built on a local SessionStore (redis:), or undefined for the
+   * others; tried before openStore.
+   */
+  readonly openCache?: (cacheType: CacheType, dict: string, common: CommonCacheOptions) => SessionCache | undefined;
+  /** Extra statistics lines (the Redis link's counters), logged after the caches'. */
+  readonly statsLines?: () => readonly string[];
 }
+
+/** What every cache of the table is made with. */
+export interface CommonCacheOptions {
+  readonly timeout: number;
+  readonly clock: Clock;
+  readonly smtputf8: boolean;
+  readonly warn: (msg: string) => void;
+  readonly limits: CacheLimits;
+}
+
+/** Map types whose entries are keyed by cache type, so two caches may share the database. */
+export const SHARED_TYPES: readonly string[] = ['redis'];
 
 export class CacheTable {
   private readonly timeouts: Record<CacheType, number>;
-  private readonly caches = new Map<CacheType, TlsScache>();
+  private readonly caches = new Map<CacheType, SessionCache>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly running = new Set<CacheType>();
   private closed = false;
   private readonly statsInterval: number;
   private readonly info: ((msg: string) => void) | undefined;
   private readonly passLog = new Set<CacheType>();
+  private readonly statsLines: (() => readonly string[]) | undefined;
 
   constructor(config: TlsmgrConfig, deps: CacheDeps) {
     this.statsInterval = config.statsInterval;
     this.info = deps.info;
+    this.statsLines = deps.statsLines;
     for (const type of CACHE_TYPES) if (logsCache(config.cache[type].loglevel)) this.passLog.add(type);
     this.timeouts = { smtpd: 0, smtp: 0, lmtp: 0 };
     const enabledBy = new Map<string, CacheType>();
@@ -107,31 +131,31 @@ export class CacheTable {
       this.timeouts[type] = timeout;
       if (timeout <= 0 || p.database === '') continue;
       const other = enabledBy.get(p.database);
-      if (other !== undefined) {
+      const shared = SHARED_TYPES.some((t) => p.database.startsWith(`${t}:`));
+      if (other !== undefined && !shared) {
         throw new FatalError(`do not use the same TLS cache file ${p.database} for ${other} and ${type}`);
       }
-      enabledBy.set(p.database, type);
+      enabledBy.set(shared ? `${type}\0${p.database}` : p.database, type);
     }
     const sealer = deps.sealer ?? Sealer.fresh();
     try {
-      for (const [database, type] of enabledBy) {
+      for (const type of enabledBy.values()) {
         const p = config.cache[type];
-        const dict = dictName(database, config.defaultDatabaseType);
+        const dict = dictName(p.database, config.defaultDatabaseType);
+        const common: CommonCacheOptions = {
+          timeout: this.timeouts[type],
+          clock: deps.clock,
+          smtputf8: config.smtputf8Enable,
+          warn: deps.warn,
+          limits: { maxEntries: p.maxEntries, maxSize: p.maxSize, maxEntrySize: p.maxEntrySize },
+        };
+        const remote = deps.openCache?.(type, dict, common);
+        if (remote !== undefined) {
+          this.caches.set(type, remote);
+          continue;
+        }
         const store = deps.openStore ? deps.openStore(type, dict) : new MemoryStore();
-        this.caches.set(
-          type,
-          new TlsScache({
-            cacheType: type,
-            dictName: dict,
-            timeout: this.timeouts[type],
-            store,
-            sealer,
-            clock: deps.clock,
-            smtputf8: config.smtputf8Enable,
-            warn: deps.warn,
-            limits: { maxEntries: p.maxEntries, maxSize: p.maxSize, maxEntrySize: p.maxEntrySize },
-          }),
-        );
+        this.caches.set(type, new TlsScache({ cacheType: type, dictName: dict, store, sealer, ...common }));
       }
     } catch (err) {
       this.close();
@@ -140,7 +164,7 @@ export class CacheTable {
   }
 
   /** The enabled cache of a type, or undefined when disabled. */
-  get(type: CacheType): TlsScache | undefined {
+  get(type: CacheType): SessionCache | undefined {
     return this.caches.get(type);
   }
 
@@ -160,7 +184,7 @@ export class CacheTable {
       this.timers.push(t);
     }
     const info = this.info;
-    if (info !== undefined && this.statsInterval > 0 && this.caches.size > 0) {
+    if (info !== undefined && this.statsInterval > 0 && (this.caches.size > 0 || this.statsLines !== undefined)) {
       const t = setInterval(() => this.logStats(info), Math.min(this.statsInterval, MAX_TIMER_SECONDS) * 1000);
       this.timers.push(t);
     }
@@ -176,10 +200,11 @@ export class CacheTable {
   /** One statistics line per enabled cache. */
   logStats(info: (msg: string) => void): void {
     for (const [type, s] of this.stats()) info(formatStats(type, s));
+    for (const line of this.statsLines?.() ?? []) info(line);
   }
 
   /** One cleanup pass, in batches; resolves with the number of entries removed. */
-  runPass(type: CacheType, cache: TlsScache): Promise<number> {
+  runPass(type: CacheType, cache: SessionCache): Promise<number> {
     if (this.running.has(type)) return Promise.resolve(0);
     this.running.add(type);
     const log = this.passLog.has(type) ? this.info : undefined;

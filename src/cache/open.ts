@@ -57,7 +57,7 @@ export function storeKind(dict: string, param: string): StoreKind {
   }
   throw new FatalError(
     `unsupported dictionary type: ${type} (${param} = ${dict}): ` +
-      `use ${FILE_TYPES.map((t) => `${t}:`).join(', ')} (an embedded database file) or memory:`,
+      `use ${FILE_TYPES.map((t) => `${t}:`).join(', ')} (an embedded database file), memory: or redis:<file>`,
   );
 }
 

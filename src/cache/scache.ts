@@ -43,6 +43,7 @@ import { printable } from '../log/printable.js';
 import { WarnLimiter } from './ratelimit.js';
 import { SEAL_OVERHEAD, type Sealer } from './seal.js';
 import { newCounters, type CacheStats } from './stats.js';
+import type { SessionCache } from './session-cache.js';
 import { EVICT_ANY, StoreError, type SessionStore } from './store.js';
 
 /** Limits of one cache, in entries and bytes; 0 means no limit. */
@@ -71,7 +72,7 @@ export interface TlsScacheOptions {
   readonly limits?: CacheLimits;
 }
 
-export class TlsScache {
+export class TlsScache implements SessionCache {
   readonly cacheType: CacheType;
   readonly timeout: number;
   readonly limits: CacheLimits;
@@ -108,7 +109,7 @@ export class TlsScache {
     if (!r.ok) {
       c.corrupt++;
       c.misses++;
-      this.limited.warn('corrupt', `${this.cacheType} TLS cache: malformed entry for ${printable(key)}: ${r.reason}; entry removed`);
+      this.limited.warn('corrupt', corruptText(this.cacheType, key, r.reason));
       this.guard('delete', () => this.store.delete(key), false);
       return null;
     }
@@ -128,13 +129,8 @@ export class TlsScache {
     if (!this.keyOk(cacheId)) return;
     const key = cacheId.toString('latin1');
     const bytes = key.length + SEAL_OVERHEAD + session.length;
-    const over = this.overLimit(bytes);
-    if (over !== null) {
+    if (refuseOversize(bytes, key, this.limits, this.opts.dictName, this.cacheType, this.limited)) {
       this.counters.refused++;
-      this.limited.warn(
-        'oversize',
-        `${this.opts.dictName}: entry for ${printable(key)} is ${bytes} bytes, over ${this.cacheType}_tls_session_cache_${over.name} ${over.limit}: not stored`,
-      );
       return;
     }
     const now = this.clock.now();
@@ -175,14 +171,6 @@ export class TlsScache {
     this.store.close();
   }
 
-  /* overLimit - the limit an entry of `bytes` can never fit under, or null */
-  private overLimit(bytes: number): { name: string; limit: number } | null {
-    const { maxEntrySize, maxSize } = this.limits;
-    if (maxEntrySize > 0 && bytes > maxEntrySize) return { name: 'max_entry_size', limit: maxEntrySize };
-    if (maxSize > 0 && bytes > maxSize) return { name: 'max_size', limit: maxSize };
-    return null;
-  }
-
   /* makeRoom - expired entries first (bounded batches), then the oldest, until `bytes` fit */
   private makeRoom(bytes: number, now: number): void {
     const { maxEntries, maxSize } = this.limits;
@@ -213,12 +201,42 @@ export class TlsScache {
     }
   }
 
-  /* keyOk - the dict_utf8 check of spec 3.3 */
   private keyOk(cacheId: Buffer): boolean {
-    if (!this.opts.smtputf8 || isUtf8(cacheId)) return true;
-    this.opts.warn(
-      `${this.opts.dictName}: non-UTF-8 key "${printable(cacheId.toString('latin1'))}": malformed UTF-8 or invalid codepoint`,
-    );
-    return false;
+    return utf8KeyOk(cacheId, this.opts.smtputf8, this.opts.dictName, this.opts.warn);
   }
+}
+
+/* Rules shared with the remote cache (cache/rscache.ts). */
+
+/** The dict_utf8 check of spec 3.3: false (with Postfix's warning) for a non-UTF-8 id. */
+export function utf8KeyOk(cacheId: Buffer, smtputf8: boolean, dictName: string, warn: (msg: string) => void): boolean {
+  if (!smtputf8 || isUtf8(cacheId)) return true;
+  warn(`${dictName}: non-UTF-8 key "${printable(cacheId.toString('latin1'))}": malformed UTF-8 or invalid codepoint`);
+  return false;
+}
+
+/** True (with a rate-limited warning) when an entry of `bytes` can never fit under a limit. */
+export function refuseOversize(
+  bytes: number,
+  key: string,
+  limits: CacheLimits,
+  dictName: string,
+  cacheType: CacheType,
+  limited: WarnLimiter,
+): boolean {
+  const { maxEntrySize, maxSize } = limits;
+  const over =
+    maxEntrySize > 0 && bytes > maxEntrySize
+      ? { name: 'max_entry_size', limit: maxEntrySize }
+      : maxSize > 0 && bytes > maxSize
+        ? { name: 'max_size', limit: maxSize }
+        : null;
+  if (over === null) return false;
+  limited.warn('oversize', `${dictName}: entry for ${printable(key)} is ${bytes} bytes, over ${cacheType}_tls_session_cache_${over.name} ${over.limit}: not stored`);
+  return true;
+}
+
+/** The warning for a record that fails to open (no session bytes, only the reason). */
+export function corruptText(cacheType: CacheType, key: string, reason: string): string {
+  return `${cacheType} TLS cache: malformed entry for ${printable(key)}: ${reason}; entry removed`;
 }

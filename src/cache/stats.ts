@@ -7,7 +7,7 @@
  * DESCRIPTION
  *   Counters are cumulative since start (never reset by logging), so that a metrics exporter
  *   can read them as monotonic counters; `entries` and `bytes` are gauges read from the
- *   store. Meaning:
+ *   store (-1 for a shared remote cache, whose size is the group's; then not logged). Meaning:
  *     hits, misses   lookups answered OK / not found (miss includes expired, corrupt, non-UTF-8)
  *     stores         updates stored; replaced: of those, updates that replaced an entry
  *     deletes        entries removed by "delete" requests
@@ -35,6 +35,8 @@ export function newCounters(): CacheCounters {
 
 /** "statistics: smtpd TLS session cache: entries=.. bytes=.. hits=.. ..." */
 export function formatStats(cacheType: CacheType, s: CacheStats): string {
-  const fields = [`entries=${s.entries}`, `bytes=${s.bytes}`, ...COUNTER_NAMES.map((n) => `${n}=${s[n]}`)];
+  // A shared (remote) cache does not know the group's entries and bytes: it reports -1.
+  const gauges = s.entries < 0 ? [] : [`entries=${s.entries}`, `bytes=${s.bytes}`];
+  const fields = [...gauges, ...COUNTER_NAMES.map((n) => `${n}=${s[n]}`)];
   return `statistics: ${cacheType} TLS session cache: ${fields.join(' ')}`;
 }

@@ -47,6 +47,8 @@ import { serveBytes, serveConnection, type ConnectionContext } from '../server/c
 import { Dispatcher } from '../server/dispatch.js';
 import { createTlsmgrServer, listenStandalone } from '../server/server.js';
 import { TicketKeyRing } from '../tickets/keys.js';
+import type { TicketKeySource } from '../tickets/shared.js';
+import { ClusterLinks } from '../cluster/open.js';
 import { parseDaemonArgs, type DaemonOptions } from './options.js';
 import { applyReload, type LiveSettings } from './reload.js';
 import { pooledRandom } from './random-pool.js';
@@ -84,8 +86,9 @@ function checkOptions(opts: DaemonOptions, underMaster: boolean): void {
 interface Daemon {
   readonly ctx: ConnectionContext;
   readonly caches: CacheTable;
-  readonly tickets: TicketKeyRing;
+  readonly tickets: TicketKeySource;
   readonly prng: PrngManager;
+  readonly cluster: ClusterLinks;
 }
 
 /* preInit - everything that needs privileges, before chroot and privilege drop */
@@ -96,16 +99,35 @@ async function preInit(config: TlsmgrConfig, path: string, cacheFiles = true): P
   // emptying) the files of a daemon that may be running.
   const openStore = cacheFiles ? storeOpener({ mailOwner: config.mailOwner, lookupUser }) : undefined;
   // The seal nonces come from pooled CSPRNG output: one randomBytes() trip per 4 KiB, not per update.
-  const sealer = Sealer.fresh(pooledRandom());
-  const caches = new CacheTable(config, { clock: systemClock, warn: msgWarn, info: msgInfo, openStore, sealer });
-  const tickets = new TicketKeyRing(randomBytes);
+  const random = pooledRandom();
+  const sealer = Sealer.fresh(random);
+  // redis: caches and shared ticket keys (cluster mode); -S stays local, like its caches.
+  const cluster = new ClusterLinks({ clock: systemClock, warn: msgWarn, info: msgInfo, random });
+  let caches: CacheTable;
+  let tickets: TicketKeySource;
+  try {
+    caches = new CacheTable(config, {
+      clock: systemClock,
+      warn: msgWarn,
+      info: msgInfo,
+      openStore,
+      sealer,
+      openCache: cacheFiles ? cluster.openCache : undefined,
+      statsLines: () => cluster.statsLines(),
+    });
+    const local = new TicketKeyRing(randomBytes);
+    tickets = cacheFiles ? cluster.ticketKeys(config, local) : local;
+  } catch (err) {
+    cluster.close();
+    throw err;
+  }
   const dispatcher = new Dispatcher({ caches, tickets, seed: (n) => prng.seed(n), stir: () => prng.stir(), clock: systemClock, warn: msgWarn });
   const ctx: ConnectionContext = {
     dispatcher,
     limits: { nameLimit: config.attrNameLimit, valueLimit: config.attrValueLimit, countLimit: config.attrCountLimit },
     scan: { path, cacheIdLimit: config.cacheIdLimit, sessionLimit: config.sessionLimit, warn: msgWarn },
   };
-  return { ctx, caches, tickets, prng };
+  return { ctx, caches, tickets, prng, cluster };
 }
 
 /* postInit - timers, after chroot and privilege drop (PRNG reseed and exchange file first) */
@@ -120,6 +142,7 @@ function beforeExit(d: Daemon): void {
   d.prng.close();
   d.caches.close();
   d.tickets.clear();
+  d.cluster.close();
 }
 
 function readStdin(): Promise<Buffer> {
@@ -202,7 +225,7 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
   if (opts.standalone) {
     const d = await preInit(config, 'unknown_stream', false);
     await d.prng.postInit(); // -S runs post-init too: reseed and exchange-file update
-    const reply = serveBytes(await readStdin(), d.ctx);
+    const reply = await serveBytes(await readStdin(), d.ctx);
     beforeExit(d);
     process.stdout.write(reply);
     return;

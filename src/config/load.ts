@@ -108,6 +108,7 @@ export const DEFAULTS = Object.freeze({
   smtp_tls_session_cache_max_entry_size: 65536,
   lmtp_tls_session_cache_max_entry_size: 65536,
   tlsmgr_syslog_socket: '/dev/log',
+  tlsmgr_tktkey_database: '',
 });
 
 /** MAX_SMTPD_TLS_SCACHETIME etc.: 100 days. */
@@ -251,6 +252,7 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
     };
   }
   const syslogPath = t.str('tlsmgr_syslog_socket', D.tlsmgr_syslog_socket, 1);
+  const tktkeyDatabase = t.str('tlsmgr_tktkey_database', D.tlsmgr_tktkey_database);
 
   const cache = {} as Record<CacheType, CacheParams>;
   for (const ct of CACHE_TYPES) {
@@ -283,6 +285,7 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
     sessionLimit,
     statsInterval,
     syslogPath,
+    tktkeyDatabase,
   });
   return { config, lookup: (name) => t.lookupEval(name) };
 }

@@ -3,7 +3,7 @@
  *   server/connection - one client connection: greeting, requests in, exactly one reply each
  * SYNOPSIS
  *   serveConnection(sock: Duplex, ctx: ConnectionContext): void
- *   serveBytes(input: Buffer, ctx): Buffer   (-S mode: one request, no greeting)
+ *   serveBytes(input: Buffer, ctx): Buffer | Promise<Buffer>   (-S mode: one request, no greeting)
  * DESCRIPTION
  *   Sends the 26-byte greeting at once (spec 1.6), then feeds received bytes to an attr0
  *   reader and answers every complete request as soon as it is complete, in order; one slow
@@ -27,6 +27,7 @@ import { GREETING, REQ, WAKEUP } from '../protocol/names.js';
 import { scanRequest, type RequestInput, type ScanContext } from '../protocol/requests.js';
 import { failResponse } from '../protocol/responses.js';
 import { printable } from '../log/printable.js';
+import type { Maybe } from '../cache/session-cache.js';
 import type { Dispatcher } from './dispatch.js';
 
 export interface ConnectionContext {
@@ -43,16 +44,21 @@ export interface ConnectionContext {
 const KNOWN = new Set<string>(Object.values(REQ));
 
 /** What to do with one complete or truncated request: a reply (or null), and whether to close. */
-function serveInput(input: RequestInput, ctx: ConnectionContext): { reply: Buffer | null; close: boolean } {
+function serveInput(input: RequestInput, ctx: ConnectionContext): { reply: Maybe<Buffer> | null; close: boolean } {
   const r = scanRequest(input, ctx.scan);
   switch (r.kind) {
     case 'request': {
+      const request = r.req.request;
+      // Nothing is thrown across the socket (style.md 6.3): a failing handler is a FAIL reply.
+      const failed = (err: unknown): Buffer => {
+        ctx.scan.warn(`"${request}" request failed: ${printable(err instanceof Error ? err.message : String(err))}`);
+        return failResponse(request);
+      };
       try {
-        return { reply: ctx.dispatcher.handle(r.req), close: false };
+        const reply = ctx.dispatcher.handle(r.req);
+        return { reply: reply instanceof Promise ? reply.catch(failed) : reply, close: false };
       } catch (err) {
-        // Nothing is thrown across the socket (style.md 6.3): a failing handler is a FAIL reply.
-        ctx.scan.warn(`"${r.req.request}" request failed: ${printable(err instanceof Error ? err.message : String(err))}`);
-        return { reply: failResponse(r.req.request), close: false };
+        return { reply: failed(err), close: false };
       }
     }
     case 'fail':
@@ -69,6 +75,8 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
   const reader = new Attr0Reader(ctx.limits);
   // closed: no more input is served; the socket is ended once pending replies are written.
   let closed = false;
+  // waiting: a reply is still to come from a remote store; input waits (the socket is paused).
+  let waiting = false;
   const close = (): void => {
     closed = true;
   };
@@ -106,18 +114,41 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
           break;
         case 'list': {
           const { reply, close: mustClose } = serveInput({ complete: true, bare: ev.bare, attrs: ev.attrs }, ctx);
-          if (reply !== null) replies.push(reply);
           if (mustClose) close();
           else reader.dropBuffered();
+          if (reply instanceof Promise) {
+            // A remote store answers later: stop reading until the reply is written, so that
+            // replies stay in request order and one client has one request in flight.
+            flush(sock, replies);
+            replies.length = 0;
+            waiting = true;
+            sock.pause();
+            void reply.then((buf) => {
+              waiting = false;
+              flush(sock, [buf]);
+              settle();
+            });
+            return;
+          }
+          if (reply !== null) replies.push(reply);
           break;
         }
       }
     }
     flush(sock, replies);
+    settle();
+  };
+
+  /* settle - after replies are written: backpressure, or the final close */
+  const settle = (): void => {
     // Backpressure: a client that does not read its replies stops being read from.
     if (sock.writableNeedDrain && !closed) {
       sock.pause();
-      sock.once('drain', () => sock.resume());
+      sock.once('drain', () => {
+        if (!waiting) sock.resume();
+      });
+    } else if (!closed) {
+      sock.resume();
     }
     // Close for good (Postfix close()s the descriptor): with allowHalfOpen, end() alone would
     // leave the socket open, reading and discarding, for as long as the client keeps its side.
@@ -127,12 +158,11 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
   sock.on('end', () => {
     if (closed) return;
     const trunc = reader.finish();
-    if (trunc !== null) {
-      const { reply } = serveInput({ complete: false, trunc }, ctx);
-      if (reply !== null) sock.write(reply);
-    }
     closed = true;
-    sock.end();
+    const reply = trunc === null ? null : serveInput({ complete: false, trunc }, ctx).reply;
+    if (reply instanceof Promise) void reply.then((buf) => sock.end(buf));
+    else if (reply !== null) sock.end(reply);
+    else sock.end();
   });
 }
 
@@ -142,7 +172,7 @@ function flush(sock: Duplex, replies: Buffer[]): void {
 }
 
 /** -S mode: the whole of stdin is one request; the reply bytes (possibly empty) are returned. */
-export function serveBytes(input: Buffer, ctx: ConnectionContext): Buffer {
+export function serveBytes(input: Buffer, ctx: ConnectionContext): Maybe<Buffer> {
   const reader = new Attr0Reader(ctx.limits);
   reader.push(input);
   for (let ev = reader.next(); ev !== null; ev = reader.next()) {

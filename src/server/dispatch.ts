@@ -2,7 +2,7 @@
  * NAME
  *   server/dispatch - serve one typed tlsmgr request: seed, policy, lookup, update, delete, tktkey
  * SYNOPSIS
- *   const d = new Dispatcher(deps); d.handle(req: Request): Buffer
+ *   const d = new Dispatcher(deps); d.handle(req: Request): Buffer | Promise<Buffer>
  * DESCRIPTION
  *   The request branches of tlsmgr.c tlsmgr_service() (spec 2.3-2.8), after the scan:
  *   - seed: size 1..255 -> that many random bytes; else `bogus seed length` and FAIL;
@@ -15,6 +15,9 @@
  *   Replies are encoded here; FAIL replies always carry empty data. The clear session of a
  *   lookup hit and of an update is wiped once the reply is encoded (the store keeps only
  *   sealed records, cache/seal.ts).
+ *   A local cache and the local key ring answer at once and handle() returns the reply; a
+ *   shared (Redis) cache or key ring may answer later, and then handle() returns a promise
+ *   of the reply, which never rejects (cache/session-cache.ts).
  * DIAGNOSTICS
  *   Warnings through deps.warn, with peer text made printable and cut to 100 characters.
  * SEE ALSO
@@ -22,18 +25,19 @@
  */
 
 import type { CacheTable } from '../cache/caches.js';
-import type { TlsScache } from '../cache/scache.js';
+import type { Maybe, SessionCache } from '../cache/session-cache.js';
 import type { Clock } from '../clock.js';
 import { CACHE_TYPES, type CacheType } from '../config/types.js';
 import { printable } from '../log/printable.js';
 import { REQ, SEED_MAX, STAT, TICKET } from '../protocol/names.js';
 import type { Request } from '../protocol/requests.js';
 import { encodeResponse, failResponse } from '../protocol/responses.js';
-import type { TicketKeyRing } from '../tickets/keys.js';
+import type { TicketKeyResult } from '../tickets/keys.js';
+import type { TicketKeySource } from '../tickets/shared.js';
 
 export interface DispatchDeps {
   readonly caches: CacheTable;
-  readonly tickets: TicketKeyRing;
+  readonly tickets: TicketKeySource;
   /** Seed bytes (the PRNG pool). */
   readonly seed: (n: number) => Buffer;
   /** Called before each request: mixes the time into the PRNG pool (tlsmgr_loop's RAND_seed). */
@@ -43,6 +47,29 @@ export interface DispatchDeps {
 }
 
 const EMPTY = Buffer.alloc(0);
+const UPDATE_OK = encodeResponse({ request: REQ.UPDATE, status: STAT.OK });
+
+/* then - apply f at once to a value, or when a promise settles (no promise for local caches) */
+function then<T>(v: Maybe<T>, f: (x: T) => Buffer): Maybe<Buffer> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+function lookupReply(session: Buffer | null): Buffer {
+  if (session === null) return encodeResponse({ request: REQ.LOOKUP, status: STAT.ERR, session: EMPTY });
+  const reply = encodeResponse({ request: REQ.LOOKUP, status: STAT.OK, session });
+  session.fill(0); // the cache opened it for this reply only: do not leave a secret behind
+  return reply;
+}
+
+function deleteReply(existed: boolean): Buffer {
+  return encodeResponse({ request: REQ.DELETE, status: existed ? STAT.OK : STAT.ERR });
+}
+
+function tktkeyReply(r: TicketKeyResult, keyname: Buffer): Buffer {
+  if (r.status === 'ok') return encodeResponse({ request: REQ.TKTKEY, status: STAT.OK, keybuf: r.key.record });
+  // Postfix 3.7 echoes the name it could not find (spec 2.8); clients ignore keybuf on ERR.
+  return encodeResponse({ request: REQ.TKTKEY, status: STAT.ERR, keybuf: r.status === 'nokey' ? keyname : EMPTY });
+}
 
 function isCacheType(t: string): t is CacheType {
   return (CACHE_TYPES as readonly string[]).includes(t);
@@ -51,7 +78,7 @@ function isCacheType(t: string): t is CacheType {
 export class Dispatcher {
   constructor(private readonly deps: DispatchDeps) {}
 
-  handle(req: Request): Buffer {
+  handle(req: Request): Maybe<Buffer> {
     this.deps.stir?.();
     switch (req.request) {
       case REQ.SEED:
@@ -65,23 +92,19 @@ export class Dispatcher {
       case REQ.LOOKUP: {
         const cache = this.cacheFor(req.cacheType, req.request);
         if (cache === null) return failResponse(req.request);
-        const session = cache.lookup(req.cacheId);
-        if (session === null) return encodeResponse({ request: req.request, status: STAT.ERR, session: EMPTY });
-        const reply = encodeResponse({ request: req.request, status: STAT.OK, session });
-        session.fill(0); // the cache opened it for this reply only: do not leave a secret behind
-        return reply;
+        return then(cache.lookup(req.cacheId), lookupReply);
       }
       case REQ.UPDATE: {
         const cache = this.cacheFor(req.cacheType, req.request);
         if (cache === null) return failResponse(req.request);
-        cache.update(req.cacheId, req.session);
-        req.session.fill(0); // decoded for this request only; the cache keeps a sealed copy
-        return encodeResponse({ request: req.request, status: STAT.OK });
+        const done = cache.update(req.cacheId, req.session);
+        req.session.fill(0); // decoded for this request only; the cache has sealed its copy
+        return then(done, () => UPDATE_OK);
       }
       case REQ.DELETE: {
         const cache = this.cacheFor(req.cacheType, req.request);
         if (cache === null) return failResponse(req.request);
-        return encodeResponse({ request: req.request, status: cache.delete(req.cacheId) ? STAT.OK : STAT.ERR });
+        return then(cache.delete(req.cacheId), deleteReply);
       }
       case REQ.TKTKEY:
         return this.tktkey(req.keyname);
@@ -96,16 +119,14 @@ export class Dispatcher {
     return encodeResponse({ request: REQ.SEED, status: STAT.OK, seed: this.deps.seed(size) });
   }
 
-  private tktkey(keyname: Buffer): Buffer {
+  private tktkey(keyname: Buffer): Maybe<Buffer> {
     if (keyname.length !== 0 && keyname.length !== TICKET.NAMELEN) {
       this.deps.warn(`invalid session ticket key name length: ${keyname.length}`);
       return failResponse(REQ.TKTKEY);
     }
     const timeout = this.deps.caches.timeout('smtpd');
     const r = this.deps.tickets.key(keyname.length ? keyname : null, this.deps.clock.now(), timeout);
-    if (r.status === 'ok') return encodeResponse({ request: REQ.TKTKEY, status: STAT.OK, keybuf: r.key.record });
-    // Postfix 3.7 echoes the name it could not find (spec 2.8); clients ignore keybuf on ERR.
-    return encodeResponse({ request: REQ.TKTKEY, status: STAT.ERR, keybuf: r.status === 'nokey' ? keyname : EMPTY });
+    return then(r, (res) => tktkeyReply(res, keyname));
   }
 
   private knownType(t: string, request: string): boolean {
@@ -114,7 +135,7 @@ export class Dispatcher {
     return false;
   }
 
-  private cacheFor(t: string, request: string): TlsScache | null {
+  private cacheFor(t: string, request: string): SessionCache | null {
     if (!this.knownType(t, request)) return null;
     return this.deps.caches.get(t as CacheType) ?? null;
   }

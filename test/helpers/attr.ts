@@ -178,6 +178,7 @@ export function testConfig(over: TestConfigOptions = {}): TlsmgrConfig {
     ipcTimeout: 3600,
     daemonTimeout: 18000,
     syslogPath: '/dev/log',
+    tktkeyDatabase: '',
     cache: Object.freeze({ smtpd: row('smtpd', SMTPD_DB), smtp: row('smtp', ''), lmtp: row('lmtp', '') }),
     tlsRandomSource: 'dev:/dev/urandom',
     tlsRandomBytes: 32,

@@ -97,7 +97,11 @@ export function makeHarness(opts: HarnessOptions = {}): Harness {
     limits: { nameLimit: config.attrNameLimit, valueLimit: config.attrValueLimit, countLimit: config.attrCountLimit },
     scan: { path: opts.path ?? 'tlsmgr socket', cacheIdLimit: config.cacheIdLimit, sessionLimit: config.sessionLimit, warn },
   };
-  const serveRaw = (bytes: Buffer): Buffer => serveBytes(bytes, ctx);
+  const serveRaw = (bytes: Buffer): Buffer => {
+    const reply = serveBytes(bytes, ctx);
+    if (reply instanceof Promise) throw new Error('a local cache answered later: the harness serves synchronously');
+    return reply;
+  };
   return {
     config,
     clock,

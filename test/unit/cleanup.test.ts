@@ -27,7 +27,7 @@ function filled(expired: number, live: number): { h: Harness; cache: TlsScache }
   const cache = h.caches.get('smtpd');
   assert.ok(cache !== undefined);
   assert.equal(cache.size, expired + live);
-  return { h, cache };
+  return { h, cache: cache as TlsScache };
 }
 
 /** Resolve with fn()'s value on the next event-loop turn (after already queued immediates). */

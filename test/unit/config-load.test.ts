@@ -78,6 +78,7 @@ test('defaults from an empty main.cf (postconf -d values)', () => {
     sessionLimit: 1048576,
     statsInterval: 3600,
     syslogPath: '/dev/log',
+    tktkeyDatabase: '',
   });
 });
 

@@ -14,6 +14,12 @@ import { Dispatcher } from '../../src/server/dispatch.js';
 import { FAIL, OK, parseReply } from '../helpers/attr.js';
 import { makeHarness } from '../helpers/harness.js';
 
+/* now - a local dispatcher answers at once: the reply itself, never a promise */
+function now(reply: Buffer | Promise<Buffer>): Buffer {
+  assert.ok(Buffer.isBuffer(reply), 'a seed request is answered synchronously');
+  return reply;
+}
+
 function wired(): { d: Dispatcher; calls: string[]; served: Buffer[] } {
   const h = makeHarness();
   const pool = PrngPool.create();
@@ -58,11 +64,11 @@ test('stir runs once before every request, of every type and outcome; the seed c
 test('seed replies carry the pool bytes for every size 1..255; 0 and 256 FAIL without a pool call', () => {
   const { d, calls, served } = wired();
   for (let n = 1; n <= 255; n++) {
-    const r = parseReply(d.handle({ request: 'seed', size: n }));
+    const r = parseReply(now(d.handle({ request: 'seed', size: n })));
     assert.equal(r.text('status'), OK);
     assert.ok(r.data('seed').equals(served[n - 1]), `size ${n}`);
   }
   calls.length = 0;
-  for (const n of [0, 256, -1]) assert.equal(parseReply(d.handle({ request: 'seed', size: n })).text('status'), FAIL);
+  for (const n of [0, 256, -1]) assert.equal(parseReply(now(d.handle({ request: 'seed', size: n }))).text('status'), FAIL);
   assert.deepEqual(calls, ['stir', 'stir', 'stir']);
 });

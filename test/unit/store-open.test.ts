@@ -63,7 +63,7 @@ test('unsupported and malformed database types are fatal at start, naming the pa
     assert.throws(() => storeKind(db, 'smtpd_tls_session_cache_database'), (e: unknown) => {
       assert.ok(e instanceof FatalError);
       assert.match(e.message, /^unsupported dictionary type: [a-z]+ \(smtpd_tls_session_cache_database = /);
-      assert.match(e.message, /use btree:, hash:, lmdb:, sdbm:, dbm: \(an embedded database file\) or memory:$/);
+      assert.match(e.message, /use btree:, hash:, lmdb:, sdbm:, dbm: \(an embedded database file\), memory: or redis:<file>$/);
       return true;
     }, db);
   }

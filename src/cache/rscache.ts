@@ -1,0 +1,175 @@
+/*
+ * NAME
+ *   cache/rscache - a TLS session cache shared through a remote store (Redis), keyed by
+ *   keyed hashes and sealed with the cluster key
+ * SYNOPSIS
+ *   new RemoteScache(opts).lookup(cacheId) / update(cacheId, session) / delete(cacheId)
+ * DESCRIPTION
+ *   The rules of cache/scache.ts (spec 3.3-3.5) for a store shared by several daemons:
+ *   - the store never sees a cache_id: an entry's key is
+ *       <key_prefix>scache:<cache type>:<hex HMAC-SHA256(id key, cache type NUL cache_id)>
+ *     with an id key of the cluster key file (cluster/keyfile.ts). During a key roll the
+ *     file lists two keys: lookup tries the id under each (one round trip), update writes
+ *     under the first and removes the others, delete removes all;
+ *   - the value is the sealed record of cache/seal.ts under the cluster sealer, whose AAD
+ *     binds the cache type and the clear cache_id: a record copied to another key fails;
+ *   - the record carries its expiry as a TTL of timeout + 1 seconds (an entry is valid up
+ *     to and including stamp + timeout), so the store expires it; lookup still checks the
+ *     authenticated stamp, so a clock-skewed or tampered TTL cannot extend a session;
+ *   - max_entry_size (and max_size for one entry) refuse an update as in the embedded cache;
+ *     max_entries and max_size for the whole cache are the store's business (Redis
+ *     maxmemory with a volatile-ttl policy), as entries come from the whole group.
+ *   Every call is bounded by the link's timeout; a failure (down, slow, error) is a miss, a
+ *   dropped update or a delete that found nothing: mail never waits for Redis.
+ * DIAGNOSTICS
+ *   Warnings as in scache.ts (UTF-8, oversize, corrupt); Redis failures are logged by the
+ *   link (cluster/link.ts), rate-limited. Nothing is ever thrown or rejected.
+ */
+
+import { createHmac } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import type { CacheType } from '../config/types.js';
+import type { IdKey } from '../cluster/keyfile.js';
+import type { RedisLink } from '../cluster/link.js';
+import { WarnLimiter } from './ratelimit.js';
+import { NO_LIMITS, corruptText, refuseOversize, utf8KeyOk, type CacheLimits } from './scache.js';
+import { SEAL_OVERHEAD, type Sealer } from './seal.js';
+import type { SessionCache } from './session-cache.js';
+import { newCounters, type CacheStats } from './stats.js';
+
+export interface RemoteScacheOptions {
+  readonly cacheType: CacheType;
+  readonly dictName: string;
+  /** Sanitised timeout in seconds (> 0). */
+  readonly timeout: number;
+  readonly link: RedisLink;
+  readonly sealer: Sealer;
+  readonly idKeys: readonly IdKey[];
+  readonly clock: Clock;
+  readonly smtputf8: boolean;
+  readonly warn: (msg: string) => void;
+  readonly limits?: CacheLimits;
+}
+
+export class RemoteScache implements SessionCache {
+  readonly cacheType: CacheType;
+  readonly timeout: number;
+  readonly limits: CacheLimits;
+  private readonly counters = newCounters();
+  private readonly limited: WarnLimiter;
+  private readonly base: string;
+
+  constructor(private readonly opts: RemoteScacheOptions) {
+    this.cacheType = opts.cacheType;
+    this.timeout = opts.timeout;
+    this.limits = opts.limits ?? NO_LIMITS;
+    this.limited = new WarnLimiter(opts.warn, opts.clock);
+    this.base = `${opts.link.prefix}scache:${opts.cacheType}:`;
+  }
+
+  /** The store keys of cacheId, one per id key, the current one first. */
+  keysFor(cacheId: Buffer): string[] {
+    const type = Buffer.from(this.cacheType, 'latin1');
+    return this.opts.idKeys.map(
+      (k) => this.base + createHmac('sha256', k.key).update(type).update(Buffer.of(0)).update(cacheId).digest('hex'),
+    );
+  }
+
+  async lookup(cacheId: Buffer): Promise<Buffer | null> {
+    const c = this.counters;
+    if (!this.keyOk(cacheId)) {
+      c.misses++;
+      return null;
+    }
+    const keys = this.keysFor(cacheId);
+    let records: Array<Buffer | null>;
+    try {
+      records = await this.opts.link.run('lookup', (r) => Promise.all(keys.map((k) => r.getBuffer(k))));
+    } catch {
+      c.misses++;
+      return null;
+    }
+    const i = records.findIndex((r) => r !== null);
+    if (i < 0) {
+      c.misses++;
+      return null;
+    }
+    const r = this.opts.sealer.open(this.cacheType, cacheId, records[i] as Buffer);
+    if (!r.ok) {
+      c.corrupt++;
+      c.misses++;
+      this.limited.warn('corrupt', corruptText(this.cacheType, `(hashed id ${keys[i].slice(this.base.length, this.base.length + 16)})`, r.reason));
+      this.forget(keys[i]);
+      return null;
+    }
+    if (r.stamp + this.timeout < this.opts.clock.now()) {
+      r.session.fill(0);
+      c.expired++;
+      c.misses++;
+      this.forget(keys[i]);
+      return null;
+    }
+    c.hits++;
+    return r.session;
+  }
+
+  update(cacheId: Buffer, session: Uint8Array): Promise<void> | undefined {
+    if (!this.keyOk(cacheId)) return undefined;
+    const bytes = cacheId.length + SEAL_OVERHEAD + session.length;
+    if (refuseOversize(bytes, `(${cacheId.length}-byte id)`, this.limits, this.opts.dictName, this.cacheType, this.limited)) {
+      this.counters.refused++;
+      return undefined;
+    }
+    const now = this.opts.clock.now();
+    // Sealed now, before the caller wipes its copy of the session.
+    const record = this.opts.sealer.seal(this.cacheType, cacheId, now, session);
+    const [key, ...old] = this.keysFor(cacheId);
+    const ttlMs = (this.timeout + 1) * 1000;
+    return this.opts.link
+      .run('update', (r) => Promise.all([r.set(key, record, 'PX', ttlMs), ...(old.length > 0 ? [r.del(...old)] : [])]))
+      .then(
+        () => {
+          this.counters.stores++;
+        },
+        () => undefined,
+      );
+  }
+
+  async delete(cacheId: Buffer): Promise<boolean> {
+    if (!this.keyOk(cacheId)) return true;
+    const keys = this.keysFor(cacheId);
+    try {
+      const n = await this.opts.link.run('delete', (r) => r.del(...keys));
+      if (n > 0) this.counters.deletes++;
+      return n > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The group's entries are not counted here. */
+  get size(): number {
+    return -1;
+  }
+
+  /** Redis expires records by their TTL: nothing to sweep. */
+  sweep(): number {
+    return 0;
+  }
+
+  /** Counters of this daemon; entries and bytes are the group's, not known here (-1). */
+  stats(): CacheStats {
+    return Object.freeze({ entries: -1, bytes: -1, ...this.counters });
+  }
+
+  /** The link is shared and closed by its owner. */
+  close(): void {}
+
+  private forget(key: string): void {
+    this.opts.link.run('delete', (r) => r.del(key)).catch(() => undefined);
+  }
+
+  private keyOk(cacheId: Buffer): boolean {
+    return utf8KeyOk(cacheId, this.opts.smtputf8, this.opts.dictName, this.opts.warn);
+  }
+}

@@ -1,0 +1,37 @@
+/*
+ * NAME
+ *   cache/session-cache - what dispatch needs of one session cache, local or remote
+ * SYNOPSIS
+ *   interface SessionCache { cacheType timeout lookup update delete sweep stats close }
+ *   type Maybe<T> = T | Promise<T>
+ * DESCRIPTION
+ *   TlsScache (cache/scache.ts) answers at once from an embedded store; RemoteScache
+ *   (cache/rscache.ts) answers through the network and returns promises. Dispatch treats
+ *   both alike: a plain value is replied at once, a promise when it settles. Neither ever
+ *   rejects: store failures are already turned into a miss or a claimed success.
+ *   update() must have sealed (copied) the session before it returns, so that the caller
+ *   may wipe its buffer at once even when the store call is still under way.
+ */
+
+import type { CacheType } from '../config/types.js';
+import type { CacheLimits } from './scache.js';
+import type { CacheStats } from './stats.js';
+
+export type Maybe<T> = T | Promise<T>;
+
+export interface SessionCache {
+  readonly cacheType: CacheType;
+  readonly timeout: number;
+  readonly limits: CacheLimits;
+  /** Entries held; -1 when not known here (a shared cache's size is the group's). */
+  readonly size: number;
+  /** The live session (a buffer the caller owns and wipes), or null. */
+  lookup(cacheId: Buffer): Maybe<Buffer | null>;
+  update(cacheId: Buffer, session: Uint8Array): Maybe<void>;
+  /** True if an entry existed. */
+  delete(cacheId: Buffer): Maybe<boolean>;
+  /** Remove up to max expired entries; 0 for a store that expires records itself. */
+  sweep(max: number): number;
+  stats(): CacheStats;
+  close(): void;
+}

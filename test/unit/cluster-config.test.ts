@@ -1,0 +1,146 @@
+/*
+ * cluster-config - the redis: configuration file and the cluster key file (issue 7): defaults,
+ * every address form, modes (single, cluster, sentinel) and their conflicts, time units, a
+ * required key_file, unknown names warned about; key files: the "id hex" format, comments,
+ * the first key seals and every key opens, derived keys differ from the listed ones, mode
+ * 0644/0640 refused and 0600/0400 accepted, malformed lines reported by number without the
+ * key text, repeated ids, and tlsmgr_tktkey_database values.
+ */
+
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { configFromTable, parseDuration, parseEndpoint } from '../../src/cluster/config.js';
+import { parseClusterKeys, readClusterKeys } from '../../src/cluster/keyfile.js';
+import { ClusterLinks, redisFile } from '../../src/cluster/open.js';
+import { systemClock } from '../../src/clock.js';
+import { FatalError } from '../../src/errors.js';
+import { TicketKeyRing } from '../../src/tickets/keys.js';
+import { randomBytes } from 'node:crypto';
+import { testConfig } from '../helpers/attr.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-cluster-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const table = (o: Record<string, string>): Map<string, string> => new Map(Object.entries({ key_file: '/k', ...o }));
+const fatal = (fn: () => unknown, re: RegExp): void =>
+  assert.throws(fn, (e: unknown) => e instanceof FatalError && re.test(e.message));
+const KEY1 = 'a1'.repeat(32);
+const KEY2 = 'b2'.repeat(32);
+
+test('defaults: one server on 127.0.0.1:6379, prefix tlsmgr:, 100 ms calls, 1 s connect, 10 s backoff cap', () => {
+  const c = configFromTable(table({}), 'x.cf');
+  assert.equal(c.mode, 'single');
+  assert.deepEqual(c.hosts, [{ host: '127.0.0.1', port: 6379 }]);
+  assert.equal(c.keyPrefix, 'tlsmgr:');
+  assert.equal(c.timeout, 100);
+  assert.equal(c.connectTimeout, 1000);
+  assert.equal(c.retryMaxDelay, 10000);
+  assert.equal(c.database, 0);
+  assert.equal(c.tls, null);
+});
+
+test('addresses: host, host:port, [v6]:port, unix:/path and /path; bad ones are fatal', () => {
+  assert.deepEqual(parseEndpoint('w', 'redis.example', 6379), { host: 'redis.example', port: 6379 });
+  assert.deepEqual(parseEndpoint('w', '10.0.0.1:7000', 6379), { host: '10.0.0.1', port: 7000 });
+  assert.deepEqual(parseEndpoint('w', '[::1]:7001', 6379), { host: '::1', port: 7001 });
+  assert.deepEqual(parseEndpoint('w', 'unix:/run/redis.sock', 6379), { path: '/run/redis.sock' });
+  assert.deepEqual(parseEndpoint('w', '/run/redis.sock', 6379), { path: '/run/redis.sock' });
+  fatal(() => parseEndpoint('w', 'host:0', 6379), /^w: bad address: host:0$/);
+  fatal(() => parseEndpoint('w', 'host:70000', 6379), /bad address/);
+  fatal(() => parseEndpoint('w', ':6379', 6379), /bad address/);
+});
+
+test('times: ms s m h; a bare number takes the default unit; junk is fatal', () => {
+  assert.equal(parseDuration('t', '250ms', 's'), 250);
+  assert.equal(parseDuration('t', '2s', 'ms'), 2000);
+  assert.equal(parseDuration('t', '250', 'ms'), 250);
+  assert.equal(parseDuration('t', '3', 's'), 3000);
+  assert.equal(parseDuration('t', '1m', 'ms'), 60000);
+  fatal(() => parseDuration('t', '1x', 's'), /^t: bad time value or unit: 1x$/);
+  fatal(() => parseDuration('t', '-1', 's'), /bad time value/);
+});
+
+test('modes: cluster seeds, sentinels with a master name; conflicts are fatal', () => {
+  const cl = configFromTable(table({ hosts: '10.0.0.1:7000, 10.0.0.2:7000', cluster: 'yes' }), 'c.cf');
+  assert.equal(cl.mode, 'cluster');
+  assert.equal(cl.hosts.length, 2);
+  const se = configFromTable(table({ sentinels: '10.0.0.1 10.0.0.2:26380', sentinel_master: 'mx' }), 's.cf');
+  assert.equal(se.mode, 'sentinel');
+  assert.deepEqual(se.sentinels, [{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2', port: 26380 }]);
+  fatal(() => configFromTable(table({ sentinels: '10.0.0.1' }), 's.cf'), /^s\.cf: sentinel_master: required with sentinels$/);
+  fatal(() => configFromTable(table({ sentinels: '10.0.0.1', hosts: 'h', sentinel_master: 'm' }), 's.cf'), /either hosts or sentinels/);
+  fatal(() => configFromTable(table({ hosts: 'h:1', cluster: 'yes', database: '2' }), 'c.cf'), /only database 0/);
+  fatal(() => configFromTable(table({ hosts: '/s', cluster: 'yes' }), 'c.cf'), /cluster nodes must be host:port/);
+  fatal(() => configFromTable(table({ cluster: 'maybe' }), 'c.cf'), /bad boolean value: maybe/);
+});
+
+test('key_file is required; unknown names are warned about; tls files are read at once', () => {
+  fatal(() => configFromTable(new Map(), 'x.cf'), /^x\.cf: key_file: required/);
+  const warnings: string[] = [];
+  configFromTable(table({ hostz: 'h' }), 'x.cf', (m) => warnings.push(m));
+  assert.deepEqual(warnings, ['x.cf: unknown parameter "hostz" ignored']);
+  fatal(() => configFromTable(table({ tls: 'yes', tls_ca_file: join(dir, 'absent.pem') }), 'x.cf'), /tls_ca_file: cannot read/);
+  writeFileSync(join(dir, 'ca.pem'), 'CA');
+  const c = configFromTable(table({ tls: 'yes', tls_ca_file: join(dir, 'ca.pem'), tls_server_name: 'r.example' }), 'x.cf');
+  assert.equal(c.tls?.ca?.toString(), 'CA');
+  assert.equal(c.tls?.servername, 'r.example');
+});
+
+test('key file: the first key seals, every listed key opens; comments and blank lines skipped', () => {
+  const old = parseClusterKeys(`# old\n1 ${KEY1}\n`, 'k');
+  const rolling = parseClusterKeys(`2 ${KEY2}\n\n1 ${KEY1}\n`, 'k');
+  assert.deepEqual(rolling.idKeys.map((k) => k.id), [2, 1]);
+  const id = Buffer.from('mx.example:25');
+  const s = Buffer.from('session bytes');
+  const byOld = old.sealer.seal('smtp', id, 100, s);
+  const byNew = rolling.sealer.seal('smtp', id, 100, s);
+  assert.equal(byNew.readUInt32BE(1), 2, 'the first key seals');
+  const a = rolling.sealer.open('smtp', id, byOld);
+  assert.ok(a.ok && a.session.equals(s), 'a record of the old key still opens');
+  const b = old.sealer.open('smtp', id, byNew);
+  assert.ok(!b.ok && /unknown key id 2/.test(b.reason));
+});
+
+test('key file: malformed lines by number, never echoing key text; repeated ids; no keys', () => {
+  fatal(() => parseClusterKeys(`1 ${KEY1.slice(2)}\n`, 'k'), /^k, line 1: expected "<key id> <64 hex digits>"$/);
+  fatal(() => parseClusterKeys(`# c\n1 ${KEY1}\n1 ${KEY2}\n`, 'k'), /^k, line 3: key id 1 listed twice$/);
+  fatal(() => parseClusterKeys('# nothing\n', 'k'), /^k: no keys$/);
+  fatal(() => parseClusterKeys(`4294967296 ${KEY1}\n`, 'k'), /over 4294967295/);
+  try {
+    parseClusterKeys(`1 ${KEY1}zz\n`, 'k');
+  } catch (e) {
+    assert.ok(!(e as Error).message.includes(KEY1));
+  }
+});
+
+test('key file modes: 0644 and 0640 refused, 0600 and 0400 accepted', () => {
+  const p = join(dir, 'cluster.key');
+  writeFileSync(p, `1 ${KEY1}\n`);
+  for (const mode of [0o644, 0o640, 0o604, 0o620]) {
+    chmodSync(p, mode);
+    fatal(() => readClusterKeys(p), new RegExp(`mode 0${mode.toString(8)} gives access to group or others: use chmod 600$`));
+  }
+  for (const mode of [0o600, 0o400]) {
+    chmodSync(p, mode);
+    assert.equal(readClusterKeys(p).idKeys.length, 1);
+  }
+  fatal(() => readClusterKeys(join(dir, 'absent.key')), /^open cluster key file .*absent\.key: /);
+  fatal(() => readClusterKeys(dir), /not a regular file/);
+});
+
+test('tlsmgr_tktkey_database: empty follows smtpd, none is local, junk is fatal', () => {
+  assert.equal(redisFile('redis:/etc/postfix/r.cf'), '/etc/postfix/r.cf');
+  assert.equal(redisFile('btree:/x'), undefined);
+  const links = new ClusterLinks({ clock: systemClock, warn: () => undefined, random: randomBytes });
+  const local = new TicketKeyRing(randomBytes);
+  assert.equal(links.ticketKeys(testConfig(), local), local, 'smtpd on btree: keeps local keys');
+  const none = { ...testConfig(), tktkeyDatabase: 'none' };
+  assert.equal(links.ticketKeys(none, local), local);
+  const junk = { ...testConfig(), tktkeyDatabase: 'btree:/x' };
+  fatal(() => links.ticketKeys(junk, local), /^tlsmgr_tktkey_database = btree:\/x: use redis:<file>, none, or leave it empty$/);
+  fatal(() => links.ticketKeys({ ...testConfig(), tktkeyDatabase: 'redis:' }, local), /missing file name/);
+  links.close();
+});
