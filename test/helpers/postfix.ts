@@ -7,7 +7,8 @@
  *   startPostfix(options): Promise<PostfixInstance>
  *   startOurTlsmgr(instance, options?): Promise<OurTlsmgr>
  *   startSClient(options) / runSClient(options): openssl s_client -starttls smtp
- *   sendMail(options): swaks, one plain-text message
+ *   sendMail(options): swaks, one plain-text message (STARTTLS with options.tls)
+ *   freePort(host?) / portIsFree(host, port) / commonFreePort(hosts): TCP port probes
  *   runCommand(cmd, args, options): bounded child process run
  *   postfixCommand(instance, 'reload' | 'stop'): `postfix -c DIR <cmd>`, bounded
  *   tlsmgrProcesses(instance): the tlsmgr processes master(8) runs, from /proc
@@ -18,12 +19,25 @@
  *   mkdtemp() directory: its own config directory (generated main.cf and a
  *   minimal master.cf, every service chroot "n"), queue and data directories, a
  *   self-signed certificate, and maillog_file (through postlogd) in that
- *   directory. It listens on 127.0.0.1 only, on two free ports:
+ *   directory. It listens on one address only (options.address, default
+ *   127.0.0.1; any 127.0.0.0/8 address works on Linux), on two free ports
+ *   (master.cf services "<address>:<port>"; inet_interfaces stays 127.0.0.1,
+ *   as Postfix insists that it names an address of a local interface):
  *     resumePort  smtpd -o max_use=1 (each connection gets a fresh smtpd)
  *     sinkPort    smtpd -o max_use=1 -o content_filter=discard:dummy; the
  *                 relayhost, so mail relayed there is discarded (no loop)
  *   The smtp client relays everything to the sink with TLS required and no
  *   connection caching, so every message is one new TCP+TLS connection.
+ *
+ *   Several instances as one cluster (hosts behind a load balancer): smtpd's
+ *   TLS 1.2 cache_id ends in "&s=<service name>", so instances can share
+ *   sessions only when their smtpd services have the same name, as real
+ *   hosts do (all "smtp"). The name is master.cf's service field, here
+ *   "<address>:<port>", which differs per address; options.resumeServiceName
+ *   gives smtpd another one: master.cf passes "-n <name>" after master's own
+ *   "-n <address>:<port>", and the last -n wins (single_server's getopt).
+ *   options.resumePort fixes the port (the same on every instance). Each
+ *   instance keeps its own certificate: resumption does not send it again.
  *
  *   The tlsmgr service is chosen with options.tlsmgr:
  *     "ours"     master.cf line commented out; startOurTlsmgr() runs
@@ -173,16 +187,36 @@ function processGroupMembers(pgid: number): number[] {
   return out;
 }
 
-/** freePort - bind port 0 on 127.0.0.1, read the port, close. */
-export function freePort(): Promise<number> {
+/** freePort - bind port 0 on host (default 127.0.0.1), read the port, close. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, host, () => {
       const port = (srv.address() as AddressInfo).port;
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** portIsFree - can port be bound on host right now (bind, close)? */
+export function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** commonFreePort - a port free on every one of hosts (at most 20 tries). */
+export async function commonFreePort(hosts: readonly string[]): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const p = await freePort(hosts[0]);
+    let ok = true;
+    for (const h of hosts.slice(1)) if (!(await portIsFree(h, p))) ok = false;
+    if (ok) return p;
+  }
+  throw new Error(`could not find a TCP port free on all of ${hosts.join(', ')}`);
 }
 
 /* ------------------------------------------------------------------ */
@@ -217,7 +251,7 @@ export const TEST_HOSTNAME = 'tlsmgr-test.localdomain';
 /** Recipients in this domain are relayed to the sink listener and discarded there. */
 export const RELAY_DOMAIN = 'example.com';
 
-function mainCf(dir: string, p: { sinkPort: number }, extra: Readonly<Record<string, string>>): string {
+function mainCf(dir: string, p: { address: string; sinkPort: number }, extra: Readonly<Record<string, string>>): string {
   const params: Record<string, string> = {
     compatibility_level: '3.6',
     queue_directory: join(dir, 'queue'),
@@ -228,10 +262,12 @@ function mainCf(dir: string, p: { sinkPort: number }, extra: Readonly<Record<str
     mydomain: 'localdomain',
     myorigin: '$myhostname',
     mydestination: '',
+    // Postfix wants an address of a local interface here (127.0.0.2 is not one,
+    // though Linux accepts it on lo): the listeners name their address instead.
     inet_interfaces: '127.0.0.1',
     inet_protocols: 'ipv4',
     mynetworks: '127.0.0.0/8',
-    relayhost: `[127.0.0.1]:${p.sinkPort}`,
+    relayhost: `[${p.address}]:${p.sinkPort}`,
     alias_maps: '',
     alias_database: '',
     biff: 'no',
@@ -271,7 +307,15 @@ function mainCf(dir: string, p: { sinkPort: number }, extra: Readonly<Record<str
 /** Debian's stock master.cf line for tlsmgr (chroot y); mode "ours-master" uses it unchanged. */
 export const DEBIAN_TLSMGR_LINE = 'tlsmgr    unix  -       -       y       1000?   1       tlsmgr';
 
-function masterCf(mode: TlsmgrMode, p: { resumePort: number; sinkPort: number }, tlsmgrArgs: string): string {
+interface MasterCfPorts {
+  address: string;
+  resumePort: number;
+  sinkPort: number;
+  /** The name smtpd gets for the resume service (its -n), "<address>:<port>" by default. */
+  resumeService: string;
+}
+
+function masterCf(mode: TlsmgrMode, p: MasterCfPorts, tlsmgrArgs: string): string {
   // service type private unpriv chroot wakeup maxproc command
   const tlsmgrLine = `tlsmgr    unix  -       -       n       1000?   1       tlsmgr${tlsmgrArgs}`;
   const tlsmgr = mode === 'ours-master' ? `# master(8) runs our daemon: $daemon_directory/tlsmgr -> bin/tlsmgr\n${DEBIAN_TLSMGR_LINE}${tlsmgrArgs}`
@@ -280,10 +324,11 @@ function masterCf(mode: TlsmgrMode, p: { resumePort: number; sinkPort: number },
       : `# negative control: nothing serves private/tlsmgr\n#${tlsmgrLine}`;
   return `# Generated by test/helpers/postfix.ts (tlsmgr mode: ${mode})
 # service type  private unpriv  chroot  wakeup  maxproc command + args
-127.0.0.1:${p.resumePort} inet n - n - - smtpd
+${p.address}:${p.resumePort} inet n - n - - smtpd
   -o syslog_name=postfix/resume
-  -o max_use=1
-127.0.0.1:${p.sinkPort} inet n - n - - smtpd
+  -o max_use=1${p.resumeService === `${p.address}:${p.resumePort}` ? '' : `
+  -n ${p.resumeService}`}
+${p.address}:${p.sinkPort} inet n - n - - smtpd
   -o syslog_name=postfix/sink
   -o max_use=1
   -o content_filter=discard:dummy
@@ -327,6 +372,16 @@ export interface StartPostfixOptions {
   mainCf?: Readonly<Record<string, string>>;
   /** Bound for `postfix start` plus the first maillog record (ms). */
   startTimeoutMs?: number;
+  /** The one address it listens on and relays to (both listeners, relayhost); default 127.0.0.1. */
+  address?: string;
+  /** A fixed resume port (default: a free one). */
+  resumePort?: number;
+  /**
+   * The service name smtpd gets for the resume service (default: its master.cf name,
+   * "<address>:<port>"). Instances on different addresses share TLS 1.2 sessions only
+   * with the same name: smtpd's cache_id ends in "&s=<name>".
+   */
+  resumeServiceName?: string;
 }
 
 export interface WaitForLogOptions {
@@ -345,8 +400,12 @@ export interface PostfixInstance {
   readonly tlsmgrSocketPath: string;
   /** Mode "ours-master": the daemon_directory of symlinks; otherwise undefined (Debian's). */
   readonly daemonDir: string | undefined;
+  /** The address it listens on: connect here, with resumePort or sinkPort. */
+  readonly address: string;
   /** smtpd -o max_use=1 with STARTTLS; mail sent here is relayed to the sink. */
   readonly resumePort: number;
+  /** smtpd's service name for resumePort (the "&s=" part of its TLS 1.2 cache_id). */
+  readonly resumeService: string;
   /** smtpd -o max_use=1 -o content_filter=discard:dummy; the relayhost. */
   readonly sinkPort: number;
   readonly masterPid: number;
@@ -425,7 +484,12 @@ async function startPostfixOnce(opts: StartPostfixOptions): Promise<PostfixInsta
   let masterPid = 0;
   const ctx = { dir, configDir, masterPid: (): number => masterPid };
   try {
-    const [resumePort, sinkPort] = await distinctFreePorts(2);
+    const address = opts.address ?? '127.0.0.1';
+    const fixed = opts.resumePort;
+    const ports = await distinctFreePorts(fixed === undefined ? 2 : 1, address, fixed === undefined ? [] : [fixed]);
+    const [resumePort, sinkPort] = fixed === undefined ? ports : [fixed, ports[0]];
+    const resumeService = opts.resumeServiceName ?? `${address}:${resumePort}`;
+    if (!/^[\w.:-]+$/.test(resumeService)) throw new Error(`resumeServiceName ${JSON.stringify(resumeService)}: not a service name`);
     const cert = await runCommand(OPENSSL_BIN, [
       'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
       '-subj', `/CN=${TEST_HOSTNAME}`,
@@ -440,9 +504,9 @@ async function startPostfixOnce(opts: StartPostfixOptions): Promise<PostfixInsta
       daemonDir = makeDaemonDir(dir, opts.tlsmgrBin ?? join(REPO_ROOT, 'bin', 'tlsmgr'));
       extraMainCf.daemon_directory = daemonDir;
     }
-    writeFileSync(join(configDir, 'main.cf'), mainCf(dir, { sinkPort }, extraMainCf));
+    writeFileSync(join(configDir, 'main.cf'), mainCf(dir, { address, sinkPort }, extraMainCf));
     writeFileSync(join(configDir, 'master.cf'),
-      masterCf(opts.tlsmgr, { resumePort, sinkPort }, opts.tlsmgrVerbose ? ' -v' : ''));
+      masterCf(opts.tlsmgr, { address, resumePort, sinkPort, resumeService }, opts.tlsmgrVerbose ? ' -v' : ''));
 
     const timeoutMs = opts.startTimeoutMs ?? 30_000;
     // `postfix start` runs `postfix check` (creates the queue tree and the
@@ -458,7 +522,7 @@ async function startPostfixOnce(opts: StartPostfixOptions): Promise<PostfixInsta
 
     const inst = makeInstance({
       mode: opts.tlsmgr, dir, configDir, queueDir, dataDir, maillogPath,
-      resumePort, sinkPort, masterPid, daemonDir,
+      address, resumePort, resumeService, sinkPort, masterPid, daemonDir,
     });
     // Check that logging through postlogd into maillog_file works at all;
     // every assertion of the suite depends on it.
@@ -493,13 +557,13 @@ function makeDaemonDir(dir: string, bin: string): string {
   return daemonDir;
 }
 
-async function distinctFreePorts(n: number): Promise<number[]> {
+async function distinctFreePorts(n: number, host: string, exclude: readonly number[]): Promise<number[]> {
   const ports: number[] = [];
   for (let i = 0; i < n * 10 && ports.length < n; i++) {
-    const p = await freePort();
-    if (!ports.includes(p)) ports.push(p);
+    const p = await freePort(host);
+    if (!ports.includes(p) && !exclude.includes(p)) ports.push(p);
   }
-  if (ports.length < n) throw new Error('could not find free TCP ports on 127.0.0.1');
+  if (ports.length < n) throw new Error(`could not find free TCP ports on ${host}`);
   return ports;
 }
 
@@ -519,7 +583,9 @@ interface InstanceFields {
   queueDir: string;
   dataDir: string;
   maillogPath: string;
+  address: string;
   resumePort: number;
+  resumeService: string;
   sinkPort: number;
   masterPid: number;
   daemonDir: string | undefined;
@@ -816,6 +882,8 @@ export function readGreeting(path: string, timeoutMs: number): Promise<boolean> 
 /* ------------------------------------------------------------------ */
 
 export interface SClientOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
   port: number;
   tls: '1.2' | '1.3';
   /** -no_ticket: TLS 1.2 session-id resumption instead of tickets. */
@@ -855,7 +923,7 @@ export interface SClientSession {
  * ticket arrives after the handshake).
  */
 export function startSClient(o: SClientOptions): SClientSession {
-  const args = ['s_client', '-connect', `127.0.0.1:${o.port}`, '-starttls', 'smtp',
+  const args = ['s_client', '-connect', `${o.host ?? '127.0.0.1'}:${o.port}`, '-starttls', 'smtp',
     '-name', 'sclient.localdomain', o.tls === '1.2' ? '-tls1_2' : '-tls1_3', '-ign_eof'];
   if (o.noTicket) args.push('-no_ticket');
   if (o.sessOut) args.push('-sess_out', o.sessOut);
@@ -910,17 +978,22 @@ export function runSClient(o: SClientOptions): Promise<SClientResult> {
 /* ------------------------------------------------------------------ */
 
 export interface SendMailOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
   port: number;
+  /** STARTTLS required (swaks --tls): swaks fails if TLS cannot be negotiated. */
+  tls?: boolean;
   to: string;
   from?: string;
   subject?: string;
   timeoutMs?: number;
 }
 
-/** sendMail - one plain-text message over SMTP without TLS (swaks). */
+/** sendMail - one plain-text message over SMTP (swaks), without TLS unless o.tls. */
 export async function sendMail(o: SendMailOptions): Promise<RunResult> {
+  const host = o.host ?? '127.0.0.1';
   const r = await runCommand(SWAKS_BIN, [
-    '--server', '127.0.0.1', '--port', String(o.port),
+    '--server', host, '--port', String(o.port), ...(o.tls ? ['--tls'] : []),
     '--from', o.from ?? 'sender@tlsmgr-test.localdomain', '--to', o.to,
     '--helo', 'swaks.localdomain',
     '--header', `Subject: ${o.subject ?? 'tlsmgr interop test'}`,
@@ -928,7 +1001,7 @@ export async function sendMail(o: SendMailOptions): Promise<RunResult> {
     '--timeout', String(Math.ceil((o.timeoutMs ?? 20_000) / 1000)),
   ], { timeoutMs: (o.timeoutMs ?? 20_000) + 5_000 });
   if (r.code !== 0) {
-    throw new Error(`swaks to port ${o.port} failed (exit ${String(r.code)}${r.timedOut ? ', timed out' : ''}):\n` +
+    throw new Error(`swaks to ${host}:${o.port} failed (exit ${String(r.code)}${r.timedOut ? ', timed out' : ''}):\n` +
       `${r.stdout}${r.stderr}`);
   }
   return r;

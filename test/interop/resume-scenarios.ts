@@ -5,6 +5,8 @@
  * SYNOPSIS
  *   runStarttlsResume(instance, '1.2' | '1.3'): Promise<StarttlsObservation>
  *   starttlsResumeProblems(observation): string[]
+ *   runCrossHostResume(a, b, '1.2' | '1.3'): Promise<CrossHostObservation>
+ *   crossHostResumeProblems(observation): string[]
  *   runRelayResume(instance): Promise<RelayObservation>
  *   relayResumeProblems(observation): string[]
  *   tlsmgrUnreachable(log): string[]
@@ -27,6 +29,10 @@
  *     key expiration: T" with the same T and "Reusing old session (RFC 5077
  *     session ticket)". B is a fresh process with an empty key cache, so the
  *     key (and its expiry T) can only have come from tlsmgr (tktkey by name).
+ *   - across hosts (two instances, one shared cache): the same evidence, the
+ *     first connection's lines in instance A's log and the second's in B's;
+ *     for TLS 1.2 both smtpd services must have the same master.cf name (the
+ *     cache_id ends in "&s=<service>"), so the looked-up id is the saved one.
  *   - smtp client: the second delivery logs "reloaded session S from smtp
  *     cache" and "Reusing old session". Postfix's client has no in-process
  *     session store: the session was returned by tlsmgr's lookup. The sink
@@ -204,6 +210,121 @@ export function starttlsResumeProblems(o: StarttlsObservation): string[] {
     }
   }
   const bad = tlsmgrUnreachable(o.log);
+  if (bad.length > 0) p.push(`Postfix could not use tlsmgr: ${bad[0]}`);
+  return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* Across hosts: the session of instance A offered to instance B       */
+/* ------------------------------------------------------------------ */
+
+export interface CrossHostObservation {
+  tls: '1.2' | '1.3';
+  /** Instances A (first connection) and B (second), as "address:port". */
+  hostA: string;
+  hostB: string;
+  first: SClientResult;
+  second: SClientResult;
+  sessionFileUsed: boolean;
+  /** smtpd pids serving the first connection (in A's log) and the second (in B's). */
+  firstPid: number | undefined;
+  secondPid: number | undefined;
+  /** The maillogs of A and B written during the scenario. */
+  logA: string;
+  logB: string;
+}
+
+/** Wait (bounded) until the resume smtpd of inst has logged `count` disconnects since mark. */
+function waitForDisconnects(inst: PostfixInstance, mark: number, count: number): Promise<unknown> {
+  return inst.waitForLogCount(new RegExp(`${escapeRe(RESUME_TAG)}\\[\\d+\\]: disconnect from`), count,
+    { since: mark, timeoutMs: 10_000 }).catch(() => undefined);
+}
+
+/**
+ * runCrossHostResume - a STARTTLS connection to instance A saves its session
+ * (-sess_out); once A's smtpd has logged the end of its handshake, a second
+ * connection to instance B offers it (-sess_in). Only a cache (TLS 1.2) or
+ * ticket keys (TLS 1.3) shared by the two instances' tlsmgr daemons can make
+ * B resume it.
+ */
+export async function runCrossHostResume(a: PostfixInstance, b: PostfixInstance, tls: '1.2' | '1.3'): Promise<CrossHostObservation> {
+  const markA = a.logMark();
+  const markB = b.logMark();
+  const sessFile = join(a.dir, `sclient-cross-${tls}-${Date.now()}.pem`);
+  const noTicket = tls === '1.2';
+  const first = startSClient({ host: a.address, port: a.resumePort, tls, noTicket, sessOut: sessFile, timeoutMs: 30_000 });
+  const established = new RegExp(`${escapeRe(RESUME_TAG)}\\[\\d+\\]: \\S+ TLS connection established from`);
+  await pollUntil(() => {
+    if (first.hasExited()) return true;
+    const saved = existsSync(sessFile) && statSync(sessFile).size > 0;
+    return saved && established.test(a.readMaillog(markA)) ? true : undefined;
+  }, { timeoutMs: 15_000, intervalMs: 50, what: `the first TLS ${tls} connection (to ${a.address}) to be established` })
+    .catch(() => undefined);
+  const firstResult = await first.finish();
+  const sessionFileUsed = existsSync(sessFile) && statSync(sessFile).size > 0;
+  const second = await runSClient({
+    host: b.address, port: b.resumePort, tls, noTicket, timeoutMs: 30_000,
+    ...(sessionFileUsed ? { sessIn: sessFile } : {}),
+  });
+  await Promise.all([waitForDisconnects(a, markA, 1), waitForDisconnects(b, markB, 1)]);
+  const logA = a.readMaillog(markA);
+  const logB = b.readMaillog(markB);
+  return {
+    tls, hostA: `${a.address}:${a.resumePort}`, hostB: `${b.address}:${b.resumePort}`,
+    first: firstResult, second, sessionFileUsed,
+    firstPid: connectPids(parseMaillog(logA), RESUME_TAG)[0], secondPid: connectPids(parseMaillog(logB), RESUME_TAG)[0],
+    logA, logB,
+  };
+}
+
+/** crossHostResumeProblems - missing evidence that B resumed A's session through the shared cache or keys. */
+export function crossHostResumeProblems(o: CrossHostObservation): string[] {
+  const p: string[] = [];
+  const v = o.tls === '1.2' ? 'TLSv1\\.2' : 'TLSv1\\.3';
+  const A = `A (${o.hostA})`;
+  const B = `B (${o.hostB})`;
+  if (!o.first.isNew || !new RegExp(`^New, ${v},`, 'm').test(o.first.output)) {
+    p.push(`s_client to ${A} did not print "New, TLSv${o.tls}," (full handshake)`);
+  }
+  if (!o.sessionFileUsed) p.push(`s_client to ${A} saved no session (-sess_out file empty or missing)`);
+  if (!o.second.reused || !new RegExp(`^Reused, ${v},`, 'm').test(o.second.output)) {
+    p.push(`s_client to ${B} did not print "Reused, TLSv${o.tls},"`);
+  }
+  if (o.firstPid === undefined) p.push(`no smtpd "connect from" in the log of ${A}`);
+  if (o.secondPid === undefined) p.push(`no smtpd "connect from" in the log of ${B}`);
+  const la = parseMaillog(o.logA);
+  const lb = parseMaillog(o.logB);
+  if (!find(lb, RESUME_TAG, o.secondPid, /^initializing the server-side TLS engine$/)) {
+    p.push(`smtpd[${String(o.secondPid)}] of ${B} was not started during this scenario`);
+  }
+  if (o.tls === '1.2') {
+    const saved = find(la, RESUME_TAG, o.firstPid, /: save session (\S+) to smtpd cache$/);
+    if (!saved) p.push(`smtpd[${String(o.firstPid)}] of ${A} did not log "save session ... to smtpd cache" (update)`);
+    const id = saved?.[1];
+    const idRe = id ? escapeRe(id) : '\\S+';
+    if (!find(lb, RESUME_TAG, o.secondPid, new RegExp(`: looking up session ${idRe} in smtpd cache$`))) {
+      p.push(`smtpd[${String(o.secondPid)}] of ${B} did not log "looking up session ${id ?? '...'} in smtpd cache"` +
+        ' (the same cache_id: are the service names equal?)');
+    }
+    if (!find(lb, RESUME_TAG, o.secondPid, new RegExp(`: reloaded session ${idRe} from smtpd cache$`))) {
+      p.push(`smtpd[${String(o.secondPid)}] of ${B} did not log "reloaded session ${id ?? '...'} from smtpd cache" (lookup OK)`);
+    }
+    if (!find(lb, RESUME_TAG, o.secondPid, /: Reusing old session$/)) {
+      p.push(`smtpd[${String(o.secondPid)}] of ${B} did not log "Reusing old session"`);
+    }
+  } else {
+    const issued = find(la, RESUME_TAG, o.firstPid, /: Issuing session ticket, key expiration: (\d+)$/);
+    if (!issued) p.push(`smtpd[${String(o.firstPid)}] of ${A} did not log "Issuing session ticket, key expiration: ..." (tktkey)`);
+    const tout = issued?.[1] ?? '\\d+';
+    if (!find(lb, RESUME_TAG, o.secondPid, new RegExp(`: Decrypting session ticket, key expiration: ${tout}$`))) {
+      p.push(`smtpd[${String(o.secondPid)}] of ${B} did not log "Decrypting session ticket, key expiration: ${issued?.[1] ?? '...'}"` +
+        ' (the key A issued with, found by name through B\'s tlsmgr)');
+    }
+    if (!find(lb, RESUME_TAG, o.secondPid, /: Reusing old session \(RFC 5077 session ticket\)$/)) {
+      p.push(`smtpd[${String(o.secondPid)}] of ${B} did not log "Reusing old session (RFC 5077 session ticket)"`);
+    }
+  }
+  const bad = tlsmgrUnreachable(o.logA + o.logB);
   if (bad.length > 0) p.push(`Postfix could not use tlsmgr: ${bad[0]}`);
   return p;
 }
