@@ -7,20 +7,28 @@
  *   Makes a temp dir with etc/main.cf (queue and data directories inside it, mail_owner = the
  *   current user unless root), spawns `node bin/tlsmgr` with MAIL_CONFIG pointing there and
  *   waits until its socket answers with the greeting. stop() sends SIGTERM (SIGKILL after 5 s)
- *   and removes the directory. Used by the benchmarks and the integration tests. nodeArgs go
- *   to node before the script (e.g. --cpu-prof --cpu-prof-dir=DIR for profiling).
+ *   and removes the directory. Used by the benchmarks and the integration tests. The node
+ *   options of bin/tlsmgr's #! line (`#!/usr/bin/env -S node <options>`) are passed as master
+ *   running the file would, then nodeArgs (e.g. --cpu-prof --cpu-prof-dir=DIR for profiling).
  * LIMITS
  *   Waits at most 15 s for the socket.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TlsmgrClient } from '../src/client/client.js';
 
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
+
+/** The node options on the #! line of `bin` (`#!/usr/bin/env -S node <options>`), else none. */
+export function shebangNodeArgs(bin: string): string[] {
+  const first = readFileSync(bin, 'latin1').split('\n', 1)[0];
+  const m = /^#!\S*\benv -S node\s+(.+)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/) : [];
+}
 
 export interface RunningDaemon {
   readonly dir: string;
@@ -46,7 +54,8 @@ export async function startDaemon(
   };
   writeFileSync(join(dir, 'etc/main.cf'), Object.entries(params).map(([k, v]) => `${k} = ${v}\n`).join(''));
   const socket = join(dir, 'queue/private/tlsmgr');
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(REPO, 'bin/tlsmgr'), ...(opts.args ?? [])], {
+  const bin = join(REPO, 'bin/tlsmgr');
+  const proc = spawn(process.execPath, [...shebangNodeArgs(bin), ...(opts.nodeArgs ?? []), bin, ...(opts.args ?? [])], {
     env: { ...process.env, MAIL_CONFIG: join(dir, 'etc') },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

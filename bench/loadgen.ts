@@ -10,6 +10,9 @@
  *   be OK). cache_ids are 94 characters like smtpd's; sessions are 200 bytes +-10%, cut from one
  *   random block and made distinct by a serial number (no CSPRNG call per request). Every
  *   reply is verified; a wrong one counts as an error. Latency is measured per request.
+ *   A connection keeps only serial numbers of what it stored (ids and sessions are derived
+ *   from them again): a load generator holding every session would have garbage-collection
+ *   pauses of a few ms that delay every request in flight and show up as daemon latency.
  *   With `pid`, the daemon's RSS and CPU seconds are read from /proc.
  * LIMITS
  *   Bounded by durationMs; stops early after 1000 errors.
@@ -68,14 +71,36 @@ export function procStats(pid: number): { rssMb: number; cpuS: number } {
 const BLOCK = randomBytes(1 << 16);
 let sessionSerial = 0;
 
-/** A 180..220-byte session, distinct from every other (a serial number in its first 8 bytes). */
-function makeSession(): Buffer {
-  const len = 180 + Math.floor(Math.random() * 41);
-  const at = Math.floor(Math.random() * (BLOCK.length - len));
+/*
+ * The session of serial number `serial`: 180..220 bytes cut from BLOCK at a place derived from
+ * the serial, with the serial in its first 8 bytes (distinct from every other). A connection
+ * remembers only the serial of what it stored and derives the expected bytes again to check
+ * a lookup: the load generator keeps no buffer per stored session, so its own heap (and the
+ * garbage-collection pauses that would show up as daemon latency) stays small.
+ */
+function sessionLength(serial: number): number {
+  return 180 + (Math.imul(serial, 0x9e3779b1) >>> 27) + ((Math.imul(serial, 0x85ebca6b) >>> 28) & 9);
+}
+
+function sessionOffset(serial: number, len: number): number {
+  return (Math.imul(serial ^ 0x5bd1e995, 0xc2b2ae35) >>> 0) % (BLOCK.length - len);
+}
+
+function makeSession(serial: number): Buffer {
+  const len = sessionLength(serial);
+  const at = sessionOffset(serial, len);
   const s = Buffer.allocUnsafe(len);
   BLOCK.copy(s, 0, at, at + len);
-  s.writeDoubleBE(++sessionSerial, 0);
+  s.writeDoubleBE(serial, 0);
   return s;
+}
+
+/* isSession - whether `b` is exactly makeSession(serial), without building it */
+function isSession(b: Buffer, serial: number): boolean {
+  const len = sessionLength(serial);
+  if (b.length !== len || b.readDoubleBE(0) !== serial) return false;
+  const at = sessionOffset(serial, len);
+  return BLOCK.compare(b, 8, len, at + 8, at + len) === 0;
 }
 
 function cacheId(conn: number, n: number): string {
@@ -107,8 +132,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
 
   await Promise.all(
     clients.map(async (c, ci) => {
-      const stored = new Map<string, Buffer>();
-      const ids: string[] = [];
+      // The cache_id serials this connection stored (and not deleted) and the session serial of each.
+      const ids: number[] = [];
+      const sessionOf = new Map<number, number>();
       let serial = 0;
       while (performance.now() < deadline && errors < 1000) {
         let op = pick();
@@ -123,17 +149,17 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
               break;
             }
             case 'update': {
-              const id = cacheId(ci, serial++);
-              const session = makeSession();
-              ok = (await c.update(type, id, session)) === 0;
-              stored.set(id, session);
-              ids.push(id);
+              const n = serial++;
+              const ss = ++sessionSerial;
+              ok = (await c.update(type, cacheId(ci, n), makeSession(ss))) === 0;
+              sessionOf.set(n, ss);
+              ids.push(n);
               break;
             }
             case 'lookup_hit': {
-              const id = ids[Math.floor(Math.random() * ids.length)];
-              const r = await c.lookup(type, id);
-              ok = r.status === 0 && r.session.equals(stored.get(id) as Buffer);
+              const n = ids[Math.floor(Math.random() * ids.length)];
+              const r = await c.lookup(type, cacheId(ci, n));
+              ok = r.status === 0 && isSession(r.session, sessionOf.get(n) ?? -1);
               break;
             }
             case 'lookup_miss': {
@@ -143,11 +169,11 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
             }
             case 'delete': {
               const k = Math.floor(Math.random() * ids.length);
-              const id = ids[k];
+              const n = ids[k];
               ids[k] = ids[ids.length - 1];
               ids.pop();
-              stored.delete(id);
-              ok = (await c.delete(type, id)) === 0;
+              sessionOf.delete(n);
+              ok = (await c.delete(type, cacheId(ci, n))) === 0;
               break;
             }
           }

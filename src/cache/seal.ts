@@ -85,6 +85,11 @@ export function recordStamp(record: Buffer): number | undefined {
 export class Sealer {
   private readonly keys = new Map<number, KeyObject>();
   readonly currentId: number;
+  private readonly currentKey: KeyObject;
+  /** The associated data is built here, one call at a time (setAAD() consumes it at once). */
+  private aadBuf = Buffer.allocUnsafe(AAD_LABEL.length + HEADER_LEN + 1 + 255 + 128);
+  /** The cache type bytes with their length byte in front, per cache type. */
+  private readonly typeBytes = new Map<string, Buffer>();
 
   constructor(
     keys: readonly SealKey[],
@@ -97,8 +102,11 @@ export class Sealer {
       // createSecretKey() copies the bytes into a KeyObject, outside the JS heap.
       this.keys.set(k.id, createSecretKey(k.key));
     }
-    if (!this.keys.has(currentId)) throw new RangeError(`no seal key with the current id ${currentId}`);
+    const current = this.keys.get(currentId);
+    if (current === undefined) throw new RangeError(`no seal key with the current id ${currentId}`);
     this.currentId = currentId;
+    this.currentKey = current;
+    AAD_LABEL.copy(this.aadBuf, 0);
   }
 
   /** A ring of one fresh random key with a random key id. */
@@ -116,11 +124,11 @@ export class Sealer {
     const rec = Buffer.allocUnsafe(SEAL_OVERHEAD + session.length);
     rec[0] = SEAL_VERSION;
     rec.writeUInt32BE(this.currentId, 1);
-    rec.writeBigInt64BE(BigInt(stamp), 5);
+    writeStamp(rec, stamp);
     const nonce = this.random(NONCE_LEN);
     nonce.copy(rec, HEADER_LEN);
-    const c = createCipheriv(CIPHER, this.keys.get(this.currentId) as KeyObject, nonce, { authTagLength: TAG_LEN });
-    c.setAAD(aad(rec, cacheType, cacheId));
+    const c = createCipheriv(CIPHER, this.currentKey, nonce, { authTagLength: TAG_LEN });
+    c.setAAD(this.aad(rec, cacheType, cacheId));
     let at = HEADER_LEN + NONCE_LEN;
     at += c.update(session).copy(rec, at);
     at += c.final().copy(rec, at);
@@ -132,10 +140,10 @@ export class Sealer {
     if (record.length < SEAL_OVERHEAD) return { ok: false, reason: `truncated record (${record.length} bytes)` };
     if (record[0] !== SEAL_VERSION) return { ok: false, reason: `unknown record version ${record[0]}` };
     const id = record.readUInt32BE(1);
-    const key = this.keys.get(id);
+    const key = id === this.currentId ? this.currentKey : this.keys.get(id);
     if (key === undefined) return { ok: false, reason: `unknown key id ${id}` };
     const d = createDecipheriv(CIPHER, key, record.subarray(HEADER_LEN, HEADER_LEN + NONCE_LEN), { authTagLength: TAG_LEN });
-    d.setAAD(aad(record, cacheType, cacheId));
+    d.setAAD(this.aad(record, cacheType, cacheId));
     d.setAuthTag(record.subarray(record.length - TAG_LEN));
     // GCM's update() returns plaintext before the tag is checked: wipe it if final() fails.
     const session = d.update(record.subarray(HEADER_LEN + NONCE_LEN, record.length - TAG_LEN));
@@ -145,13 +153,49 @@ export class Sealer {
       session.fill(0);
       return { ok: false, reason: 'authentication failed' };
     }
-    return { ok: true, stamp: Number(record.readBigInt64BE(5)), session };
+    return { ok: true, stamp: readStamp(record), session };
+  }
+
+  /*
+   * aad - label || header || len(type) || type || cache_id, unambiguous as the id is last;
+   * built in a buffer kept for the purpose (no secret goes in it), valid until the next call
+   */
+  private aad(rec: Buffer, cacheType: string, cacheId: Uint8Array): Buffer {
+    let type = this.typeBytes.get(cacheType);
+    if (type === undefined) {
+      const t = Buffer.from(cacheType, 'latin1');
+      if (t.length > 255) throw new RangeError('cache type longer than 255 bytes');
+      type = Buffer.concat([Buffer.of(t.length), t]);
+      if (this.typeBytes.size < 16) this.typeBytes.set(cacheType, type);
+    }
+    const n = AAD_LABEL.length + HEADER_LEN + type.length + cacheId.length;
+    if (n > this.aadBuf.length) {
+      this.aadBuf = Buffer.allocUnsafe(n * 2);
+      AAD_LABEL.copy(this.aadBuf, 0);
+    }
+    const b = this.aadBuf;
+    let at = AAD_LABEL.length;
+    at += rec.copy(b, at, 0, HEADER_LEN);
+    at += type.copy(b, at);
+    b.set(cacheId, at);
+    return b.subarray(0, n);
   }
 }
 
-/* aad - label || header || len(type) || type || cache_id: unambiguous, as the id is last */
-function aad(rec: Buffer, cacheType: string, cacheId: Uint8Array): Buffer {
-  const type = Buffer.from(cacheType, 'latin1');
-  if (type.length > 255) throw new RangeError('cache type longer than 255 bytes');
-  return Buffer.concat([AAD_LABEL, rec.subarray(0, HEADER_LEN), Buffer.of(type.length), type, cacheId]);
+/* writeStamp - the int64 stamp at offset 5, big-endian, without a BigInt for safe integers */
+function writeStamp(rec: Buffer, stamp: number): void {
+  if (!Number.isSafeInteger(stamp)) {
+    rec.writeBigInt64BE(BigInt(stamp), 5); // throws RangeError for a non-integer, as before
+    return;
+  }
+  const hi = Math.floor(stamp / 0x100000000);
+  rec.writeInt32BE(hi, 5);
+  rec.writeUInt32BE(stamp - hi * 0x100000000, 9);
+}
+
+/* readStamp - the int64 stamp at offset 5 as a number (exact within +-2^53) */
+function readStamp(rec: Buffer): number {
+  const hi = rec.readInt32BE(5);
+  if (hi > 0x1fffff || hi < -0x200000) return Number(rec.readBigInt64BE(5));
+  return hi * 0x100000000 + rec.readUInt32BE(9);
 }

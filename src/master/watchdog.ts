@@ -62,7 +62,15 @@ export function startWatchdog(timeoutSeconds: number, targets: readonly Watchdog
   const beat = new Int32Array(shared);
   // execArgv []: the source is a CommonJS script whatever the parent was started with
   // (an inherited --input-type=module would make `require` undefined in it).
-  const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { shared, periodMs, pid: process.pid, targets } });
+  // resourceLimits: the thread allocates next to nothing; small heap limits keep its isolate
+  // about 1 MB smaller than V8's defaults would (issue 6: most of its ~9 MB is Node's own
+  // bootstrap, which no limit removes).
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    execArgv: [],
+    workerData: { shared, periodMs, pid: process.pid, targets },
+    resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, stackSizeMb: 1 },
+  });
   worker.unref();
   // A watchdog that fails must not take the daemon down with it (an unhandled 'error' would).
   worker.on('error', (err) => msgWarn(`watchdog thread failed: ${err.message} -- running without a watchdog`));

@@ -100,7 +100,7 @@ test('the file is created fresh: old content, -wal, -shm gone; mode 0600 whateve
       const db = new Database(file, { readonly: true });
       try {
         assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-        assert.equal(db.prepare('SELECT count(*) FROM scache_v1').pluck().get(), 1, 'readable by sqlite3 while in use');
+        assert.equal(db.prepare('SELECT count(*) FROM scache_v2').pluck().get(), 1, 'readable by sqlite3 while in use');
       } finally {
         db.close();
       }
