@@ -746,9 +746,19 @@ export function tlsmgrProcesses(inst: PostfixInstance): ProcInfo[] {
   for (const pid of processGroupMembers(inst.masterPid)) {
     const p = procInfo(pid);
     if (!p || p.argv.length === 0) continue;
-    if (p.argv.slice(0, 2).some((a) => a === 'tlsmgr' || a.endsWith('/tlsmgr'))) out.push(p);
+    const script = p.argv[scriptIndex(p.argv)] ?? '';
+    if ([p.argv[0], script].some((a) => a === 'tlsmgr' || a.endsWith('/tlsmgr'))) out.push(p);
   }
   return out;
+}
+
+/**
+ * scriptIndex - where the script is in an interpreter's argv: the first argument after
+ * argv[0] that is not an option (bin/tlsmgr's #! line gives node options before it).
+ */
+export function scriptIndex(argv: readonly string[]): number {
+  for (let i = 1; i < argv.length; i++) if (!argv[i].startsWith('-')) return i;
+  return argv.length;
 }
 
 /** instanceProcesses - every process (any group) whose command line mentions the instance directory. */
