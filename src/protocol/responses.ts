@@ -8,6 +8,9 @@
  *   Reply attributes in the exact order of spec 2.9 (the client scans in order and would lose
  *   an attribute sent out of order). Every FAIL reply carries EMPTY data (seed, session,
  *   keybuf): Postfix 3.7 leaks a shared scratch buffer there (spec 2.2.2); we do not.
+ *   Replies that never change (update and delete, a lookup miss: a status and nothing else
+ *   that varies) are encoded once and the same Buffer is returned each time: callers only
+ *   write it out, never change it. Replies with data skip the writer's list of parts.
  * SEE ALSO
  *   tlsmgr/tlsmgr.c tlsmgr_service(), spec 2.3-2.9
  */
@@ -24,7 +27,44 @@ export type Response =
 
 const EMPTY = new Uint8Array(0);
 
+/** Encoded replies that depend on the request and status only, keyed "request status". */
+const CONSTANT = new Map<string, Buffer>();
+
+/* constant - the reply of `request` with `status` and nothing else that varies, encoded once */
+function constant(request: 'lookup' | 'update' | 'delete', status: Status): Buffer {
+  const key = `${request} ${status}`;
+  let b = CONSTANT.get(key);
+  if (b === undefined) {
+    b = request === REQ.LOOKUP ? encodeWithWriter({ request, status, session: EMPTY }) : encodeWithWriter({ request, status });
+    CONSTANT.set(key, b);
+  }
+  return b;
+}
+
+/* withData - status, then one DATA attribute: the bytes of Attr0Writer's int() and data() */
+function withData(status: Status, name: string, data: Uint8Array): Buffer {
+  const b = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return Buffer.from(`${ATTR.STATUS}\0${status >>> 0}\0${name}\0${b.toString('base64')}\0\0`, 'latin1');
+}
+
 export function encodeResponse(r: Response): Buffer {
+  switch (r.request) {
+    case REQ.SEED:
+      return withData(r.status, ATTR.SEED, r.seed);
+    case REQ.LOOKUP:
+      return r.session.length === 0 ? constant(r.request, r.status) : withData(r.status, ATTR.SESSION, r.session);
+    case REQ.UPDATE:
+    case REQ.DELETE:
+      return constant(r.request, r.status);
+    case REQ.TKTKEY:
+      return withData(r.status, ATTR.KEYBUF, r.keybuf);
+    case REQ.POLICY:
+      return encodeWithWriter(r);
+  }
+}
+
+/* encodeWithWriter - the general encoder (Attr0Writer): the reference for the fast paths above */
+export function encodeWithWriter(r: Response): Buffer {
   const w = new Attr0Writer().int(ATTR.STATUS, r.status);
   switch (r.request) {
     case REQ.SEED:
