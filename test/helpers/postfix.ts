@@ -672,15 +672,17 @@ export function procInfo(pid: number): ProcInfo | undefined {
 
 /**
  * tlsmgrProcesses - the processes of master's process group that run tlsmgr: argv[0] (a
- * Postfix binary) or, for a script run through `#!/usr/bin/env node`, argv[1] is
- * $daemon_directory/tlsmgr. Zombies (empty cmdline) are left out.
+ * Postfix binary) or, for a script run through `#!/usr/bin/env -S node <options>`, the first
+ * argument after the interpreter's options is $daemon_directory/tlsmgr. Zombies (empty
+ * cmdline) are left out.
  */
 export function tlsmgrProcesses(inst: PostfixInstance): ProcInfo[] {
   const out: ProcInfo[] = [];
   for (const pid of processGroupMembers(inst.masterPid)) {
     const p = procInfo(pid);
     if (!p || p.argv.length === 0) continue;
-    if (p.argv.slice(0, 2).some((a) => a === 'tlsmgr' || a.endsWith('/tlsmgr'))) out.push(p);
+    const script = p.argv.slice(1).find((a) => !a.startsWith('-'));
+    if ([p.argv[0], script].some((a) => a !== undefined && (a === 'tlsmgr' || a.endsWith('/tlsmgr')))) out.push(p);
   }
   return out;
 }
