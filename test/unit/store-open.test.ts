@@ -6,7 +6,8 @@
  * followed), mode 0600 with every umask, WAL with synchronous OFF; owned by $mail_owner when
  * run as root (with its -wal and -shm); a second store on a locked file is refused while the
  * first keeps working; two cache types on one file are refused; engine failures become
- * StoreError and, through the cache, warnings.
+ * StoreError and, through the cache, warnings; the in-memory key index (issue 6) keeps keys
+ * whose hashes collide apart and agrees with the table.
  */
 
 import assert from 'node:assert/strict';
@@ -100,7 +101,7 @@ test('the file is created fresh: old content, -wal, -shm gone; mode 0600 whateve
       const db = new Database(file, { readonly: true });
       try {
         assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-        assert.equal(db.prepare('SELECT count(*) FROM scache_v2').pluck().get(), 1, 'readable by sqlite3 while in use');
+        assert.equal(db.prepare('SELECT count(*) FROM scache_v3').pluck().get(), 1, 'readable by sqlite3 while in use');
       } finally {
         db.close();
       }
@@ -200,6 +201,47 @@ test('an engine failure (the database is full) is a StoreError, and a warning in
     assert.equal(warnings.length, 1, 'rate-limited');
     assert.match(warnings[0], /^btree:\/test\/smtpd_scache: cannot update TLS session cache entry: .*c\.sqlite: SQLITE_FULL: database or disk is full$/);
     assert.equal(cache.stats().stores, 0);
+  } finally {
+    s.close();
+  }
+});
+
+test('keys whose hashes collide in the in-memory index stay distinct (every key in one bucket)', () => {
+  const s = SqliteStore.create(join(freshDir(), 'c.sqlite'));
+  try {
+    // Reach into the store's key index: one hash for every key, the worst case of collisions.
+    (s as unknown as { index: { hash: (k: Buffer) => number } }).index.hash = () => 7;
+    const r = (t: string): Buffer => Buffer.from(t, 'latin1');
+    for (const k of ['a', 'b', 'c', 'd']) s.put(k, r(`v${k}`), 1);
+    assert.equal(s.size, 4);
+    assert.deepEqual(['a', 'b', 'c', 'd', 'x'].map((k) => s.get(k)?.toString('latin1')), ['va', 'vb', 'vc', 'vd', undefined]);
+    assert.equal(s.delete('x'), false, 'absent key, same bucket');
+    assert.equal(s.delete('b'), true);
+    assert.equal(s.get('b'), undefined);
+    s.put('c', r('VC'), 2); // replaces c only
+    assert.deepEqual(['a', 'c', 'd'].map((k) => s.get(k)?.toString('latin1')), ['va', 'VC', 'vd']);
+    assert.equal(s.size, 3);
+    assert.equal(s.bytes, 3 + 2 + 2 + 2);
+    assert.equal(s.sweep(2, 10), 2, 'a and d (stamp 1) are older than c (stamp 2, written last)');
+    assert.deepEqual(['a', 'c', 'd'].map((k) => s.get(k)?.toString('latin1')), [undefined, 'VC', undefined]);
+    assert.equal(s.size, 1);
+  } finally {
+    s.close();
+  }
+});
+
+test('a cache of 20,000 entries: the in-memory index agrees with the table after replaces, deletes and sweeps', () => {
+  const s = SqliteStore.create(join(freshDir(), 'c.sqlite'));
+  try {
+    for (let i = 0; i < 20_000; i++) s.put(`id${i}`, Buffer.alloc(10, i & 0xff), i < 10_000 ? 1 : 2);
+    for (let i = 0; i < 20_000; i += 7) s.delete(`id${i}`);
+    for (let i = 1; i < 20_000; i += 7) s.put(`id${i}`, Buffer.alloc(3), 3);
+    assert.equal(s.sweep(2, 1_000_000) > 0, true);
+    const db = (s as unknown as { db: Database.Database }).db;
+    const rows = db.prepare('SELECT k FROM scache_v3').pluck().all() as Buffer[];
+    assert.equal(rows.length, s.size);
+    for (const k of rows) assert.notEqual(s.get(k.toString('latin1')), undefined);
+    for (let i = 0; i < 10_000; i++) if (i % 7 !== 1) assert.equal(s.get(`id${i}`), undefined, `id${i} swept or deleted`);
   } finally {
     s.close();
   }

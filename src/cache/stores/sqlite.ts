@@ -20,22 +20,26 @@
  *      crash loses nothing that would be kept), temporary data in memory (nothing is created
  *      by path after a chroot), no mmap (RSS stays the heap plus a bounded page cache),
  *      small WAL checkpoints (short stalls).
- *   Table scache_v2 (the schema version is in its name), WITHOUT ROWID: k BLOB PRIMARY KEY
- *   (the cache_id bytes; the rows live in the key's B-tree, so a lookup is one descent and
- *   a write changes two B-trees, not three), seq INTEGER (write order, counted in memory as
- *   the table starts empty; breaks ties between equal stamps), stamp INTEGER (update time),
- *   v BLOB (the sealed record), and an index on (stamp, seq). get/put/delete are single
- *   probes of the key; sweep() is one DELETE of the `max` oldest rows below the cutoff
- *   through the stamp index, so its cost is the rows it removes, not the table size.
- *   put() is one INSERT OR REPLACE, after a probe for the old length (for the byte count)
- *   unless the key is known to be absent: the cache deletes a key before storing it again,
- *   and a delete() that found nothing, with no write since, is remembered.
+ *   Table scache_v3 (the schema version is in its name): id INTEGER PRIMARY KEY (write
+ *   order: every put() takes the next id, so the table only grows at its end), k BLOB (the
+ *   cache_id bytes), stamp INTEGER (update time), v BLOB (the sealed record), and no other
+ *   index. The keys are found through an index in memory: a keyed 32-bit hash of the key ->
+ *   the id (or the few ids of keys with the same hash); every statement that uses it checks
+ *   the key too (WHERE id = ? AND k = ?), so a hash collision costs a probe, never a wrong
+ *   answer. A lookup or delete of an absent key runs no statement; a lookup is one rowid
+ *   probe; put() appends one row; delete() removes one. That index costs about 30-60 bytes
+ *   per entry. sweep() reads the oldest rows in write order and removes the leading ones
+ *   whose stamp is below the cutoff (one DELETE of an id range): its cost is the rows it
+ *   removes. As in the memory store, a record written under a clock that stepped back sits
+ *   later than its stamp says; later sweeps find it once the records in front of it go, and
+ *   lookups check expiry themselves (cache/scache.ts).
  *   The writes of one event-loop turn share one transaction: the first write opens it, a
  *   setImmediate() commits it after the turn's I/O callbacks, close() commits it first.
  *   Reads on the connection see the uncommitted writes; sqlite3(1) sees them at the end of
  *   the turn; a crash loses at most one turn (the cache starts empty anyway).
- *   Every statement is prepared once. Entry count and bytes are kept in memory (the table
- *   starts empty and only this process writes it), so no COUNT(*) is ever run.
+ *   Every statement is prepared once. Entry count, bytes and the key index are kept in memory
+ *   (the table starts empty and only this process writes it); after SQLite rolled back
+ *   writes already counted, they are read again from the table.
  *   Operators may read the file with sqlite3(1) while the daemon runs (WAL readers do not
  *   block it); records are sealed (cache/seal.ts) with a key that exists only in the
  *   daemon's memory. Freed pages therefore hold only ciphertext, which is why SQLite's
@@ -56,6 +60,7 @@
  */
 
 import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
 import { closeSync, constants as C, fchmodSync, fchownSync, fstatSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { FatalError } from '../../errors.js';
@@ -77,11 +82,12 @@ export interface SqliteStoreOptions {
 export const SIDE_FILES = ['-wal', '-shm', '-journal'] as const;
 
 /**
- * SQLite page cache, KiB (negative cache_size; SQLite's default size). Pages it does not hold
- * come from the kernel's page cache (no mmap): with 16 MiB the bench load ran no faster and
- * the daemon's RSS was 24 MB higher (issue 6).
+ * SQLite page cache, KiB (negative cache_size). The keys are found in memory and rows are
+ * probed by rowid: the hot pages are the table's interior pages (about 30 for 100k rows) and
+ * its last leaf; other leaves come from the kernel's page cache (no mmap). 16 MiB bought no
+ * throughput on the bench and cost 24 MB of RSS; 256 KiB runs as fast as 2 MiB.
  */
-const PAGE_CACHE_KIB = 2048;
+const PAGE_CACHE_KIB = 256;
 /** The WAL is truncated back to this after a checkpoint (a long read by sqlite3(1) may grow it). */
 const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 /**
@@ -92,14 +98,59 @@ const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 const WAL_CHECKPOINT_PAGES = 256;
 
 const SCHEMA = `
-CREATE TABLE scache_v2 (
-  k BLOB NOT NULL PRIMARY KEY,
-  seq INTEGER NOT NULL,
+CREATE TABLE scache_v3 (
+  id INTEGER PRIMARY KEY,
+  k BLOB NOT NULL,
   stamp INTEGER NOT NULL,
   v BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX scache_v2_stamp ON scache_v2 (stamp, seq);
+);
 `;
+
+/*
+ * KeyIndex - key hash -> row id(s), in memory. The hash is FNV-1a with a random basis and a
+ * murmur3 finaliser: keyed per store, so nobody outside picks keys that collide on purpose,
+ * and a collision only ever costs an extra probe (the statements check the key).
+ */
+class KeyIndex {
+  private readonly map = new Map<number, number | number[]>();
+  private readonly basis = randomBytes(4).readInt32LE(0);
+
+  hash(k: Buffer): number {
+    let h = this.basis;
+    for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k[i], 0x01000193);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    return h ^ (h >>> 16);
+  }
+
+  /** The ids of the rows whose key has hash h (usually none or one). */
+  ids(h: number): number | number[] | undefined {
+    return this.map.get(h);
+  }
+
+  add(h: number, id: number): void {
+    const old = this.map.get(h);
+    if (old === undefined) this.map.set(h, id);
+    else if (typeof old === 'number') this.map.set(h, [old, id]);
+    else old.push(id);
+  }
+
+  remove(h: number, id: number): void {
+    const old = this.map.get(h);
+    if (old === id) {
+      this.map.delete(h);
+    } else if (typeof old === 'object') {
+      const rest = old.filter((x) => x !== id);
+      this.map.set(h, rest.length === 1 ? rest[0] : rest);
+    }
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}
 
 type Stmt = Database.Statement<unknown[], unknown>;
 
@@ -107,9 +158,9 @@ export class SqliteStore implements SessionStore {
   private readonly getStmt: Stmt;
   private readonly putStmt: Stmt;
   private readonly delStmt: Stmt;
+  private readonly headStmt: Stmt;
   private readonly sweepStmt: Stmt;
-  private readonly sizeStmt: Stmt;
-  private readonly statsStmt: Stmt;
+  private readonly rowsStmt: Stmt;
   private readonly beginStmt: Stmt;
   private readonly commitStmt: Stmt;
   private readonly rollbackStmt: Stmt;
@@ -121,10 +172,9 @@ export class SqliteStore implements SessionStore {
   private deferred: StoreError | undefined;
   private count = 0;
   private total = 0;
-  /** Write order of put(), the tie-break between equal stamps (the table starts empty). */
-  private seq = 0;
-  /** The key of the last delete() if it found nothing and no write came since: known absent. */
-  private absent: string | undefined;
+  /** The id of the next put(): write order (the table starts empty). */
+  private nextId = 1;
+  private readonly index = new KeyIndex();
   private closed = false;
 
   private constructor(
@@ -132,22 +182,15 @@ export class SqliteStore implements SessionStore {
     private readonly db: Database.Database,
     private readonly lockFd: number,
   ) {
-    this.getStmt = db.prepare('SELECT v FROM scache_v2 WHERE k = ?').pluck();
-    // REPLACE deletes the row with the same k and inserts a new one with a new (higher) id:
-    // the key moves to the end of the write order, as a delete then an insert would.
-    this.putStmt = db.prepare('INSERT OR REPLACE INTO scache_v2 (k, seq, stamp, v) VALUES (?, ?, ?, ?)');
-    this.sizeStmt = db.prepare('SELECT length(v) FROM scache_v2 WHERE k = ?').pluck();
-    this.statsStmt = db.prepare('SELECT count(*) AS n, coalesce(sum(length(k) + length(v)), 0) AS b FROM scache_v2');
+    this.getStmt = db.prepare('SELECT v FROM scache_v3 WHERE id = ? AND k = ?').pluck();
+    this.putStmt = db.prepare('INSERT INTO scache_v3 (id, k, stamp, v) VALUES (?, ?, ?, ?)');
+    this.delStmt = db.prepare('DELETE FROM scache_v3 WHERE id = ? AND k = ? RETURNING length(k) + length(v)').pluck();
+    this.headStmt = db.prepare('SELECT id, stamp FROM scache_v3 ORDER BY id LIMIT ?').raw();
+    this.sweepStmt = db.prepare('DELETE FROM scache_v3 WHERE id <= ? RETURNING id, k, length(k) + length(v)').raw();
+    this.rowsStmt = db.prepare('SELECT id, k, length(k) + length(v) FROM scache_v3').raw();
     this.beginStmt = db.prepare('BEGIN');
     this.commitStmt = db.prepare('COMMIT');
     this.rollbackStmt = db.prepare('ROLLBACK');
-    this.delStmt = db.prepare('DELETE FROM scache_v2 WHERE k = ? RETURNING length(k) + length(v)').pluck();
-    this.sweepStmt = db
-      .prepare(
-        'DELETE FROM scache_v2 WHERE k IN (SELECT k FROM scache_v2 WHERE stamp < ? ORDER BY stamp, seq LIMIT ?) ' +
-          'RETURNING length(k) + length(v)',
-      )
-      .pluck();
   }
 
   static create(file: string, opts: SqliteStoreOptions = {}): SqliteStore {
@@ -191,51 +234,78 @@ export class SqliteStore implements SessionStore {
 
   get(key: string): Buffer | undefined {
     this.raiseDeferred();
-    return this.run(() => this.getStmt.get(Buffer.from(key, 'latin1')) as Buffer | undefined);
+    const k = Buffer.from(key, 'latin1');
+    const ids = this.index.ids(this.index.hash(k));
+    if (ids === undefined) return undefined;
+    return this.run(() => {
+      if (typeof ids === 'number') return this.getStmt.get(ids, k) as Buffer | undefined;
+      for (const id of ids) {
+        const v = this.getStmt.get(id, k) as Buffer | undefined;
+        if (v !== undefined) return v;
+      }
+      return undefined;
+    });
   }
 
   put(key: string, record: Buffer, stamp: number): void {
     const k = Buffer.from(key, 'latin1');
-    const seq = ++this.seq;
-    // The cache deletes a key before it stores it again: right after a delete that found
-    // nothing, the key is known to be absent and the probe for its old length is skipped.
-    const absent = key === this.absent;
-    this.absent = undefined;
-    const old = this.write(
-      () => {
-        const was = absent ? undefined : (this.sizeStmt.get(k) as number | undefined);
-        this.putStmt.run(k, seq, stamp, record);
-        return was;
-      },
-      () => this.putStmt.run(k, seq, stamp, record),
+    const h = this.index.hash(k);
+    // Replacing: the old row goes (the cache has normally deleted the key already).
+    if (this.index.ids(h) !== undefined) this.remove(k, h);
+    const id = this.nextId++;
+    this.write(
+      () => this.putStmt.run(id, k, stamp, record),
+      () => this.putStmt.run(id, k, stamp, record),
     );
-    if (old !== undefined) {
-      this.count--;
-      this.total -= k.length + old;
-    }
+    this.index.add(h, id);
     this.count++;
     this.total += k.length + record.length;
   }
 
   delete(key: string): boolean {
     const k = Buffer.from(key, 'latin1');
-    this.absent = undefined;
-    const old = this.write(() => this.delStmt.get(k) as number | undefined, () => this.delStmt.get(k));
-    if (old === undefined) {
-      this.absent = key;
-      return false;
-    }
-    this.count--;
-    this.total -= old;
-    return true;
+    return this.remove(k, this.index.hash(k));
   }
 
   sweep(cutoff: number, max: number): number {
+    this.raiseDeferred();
     if (max <= 0) return 0;
-    const gone = this.write(() => this.sweepStmt.all(cutoff, max) as number[], () => this.sweepStmt.all(cutoff, max));
-    for (const n of gone) this.total -= n;
+    // The oldest rows in write order; the leading ones below the cutoff go, in one id range.
+    const head = this.run(() => this.headStmt.all(max) as [number, number][]);
+    let n = 0;
+    while (n < head.length && head[n][1] < cutoff) n++;
+    if (n === 0) return 0;
+    const last = head[n - 1][0];
+    const gone = this.write(
+      () => this.sweepStmt.all(last) as [number, Buffer, number][],
+      () => this.sweepStmt.all(last),
+    );
+    for (const [id, k, bytes] of gone) {
+      this.index.remove(this.index.hash(k), id);
+      this.total -= bytes;
+    }
     this.count -= gone.length;
     return gone.length;
+  }
+
+  /* remove - delete the row of key k (hash h), if there is one */
+  private remove(k: Buffer, h: number): boolean {
+    this.raiseDeferred();
+    const ids = this.index.ids(h);
+    if (ids === undefined) return false;
+    for (const id of typeof ids === 'number' ? [ids] : [...ids]) {
+      const old = this.write(
+        () => this.delStmt.get(id, k) as number | undefined,
+        () => this.delStmt.get(id, k),
+      );
+      if (old !== undefined) {
+        this.index.remove(h, id);
+        this.count--;
+        this.total -= old;
+        return true;
+      }
+    }
+    return false;
   }
 
   get size(): number {
@@ -261,6 +331,7 @@ export class SqliteStore implements SessionStore {
       closeSync(this.lockFd);
       this.count = 0;
       this.total = 0;
+      this.index.clear();
     }
   }
 
@@ -303,7 +374,6 @@ export class SqliteStore implements SessionStore {
 
   /* replay - the transaction was rolled back: apply the turn's earlier writes again */
   private replay(): void {
-    this.absent = undefined;
     const writes = this.turn;
     this.turn = [];
     if (writes.length === 0) return;
@@ -324,7 +394,6 @@ export class SqliteStore implements SessionStore {
   /* commitTurn - end of the turn: commit its writes; a failure is reported by the next call */
   private readonly commitTurn = (): void => {
     this.commitPending = false;
-    this.absent = undefined;
     const writes = this.turn;
     this.turn = [];
     if (this.closed || !this.db.inTransaction || writes.length === 0) {
@@ -345,12 +414,18 @@ export class SqliteStore implements SessionStore {
     }
   };
 
-  /* recount - the counters from the table, after SQLite rolled back writes already counted */
+  /* recount - counters and key index from the table, after SQLite rolled back writes already counted */
   private recount(): void {
     try {
-      const { n, b } = this.statsStmt.get() as { n: number; b: number };
-      this.count = n;
-      this.total = b;
+      const rows = this.rowsStmt.all() as [number, Buffer, number][];
+      this.index.clear();
+      this.count = 0;
+      this.total = 0;
+      for (const [id, k, bytes] of rows) {
+        this.index.add(this.index.hash(k), id);
+        this.count++;
+        this.total += bytes;
+      }
     } catch {
       // keep the counters: the next writes fail or succeed on their own
     }
