@@ -32,6 +32,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Clock } from '../clock.js';
 import { TlsmgrError } from '../errors.js';
 import { WarnLimiter } from '../cache/ratelimit.js';
+import { errorReason } from '../log/printable.js';
 import type { RedisConfig } from './config.js';
 
 /** The commands tlsmgr uses; both Redis and Cluster provide them. */
@@ -125,7 +126,7 @@ export class RedisLink {
     private readonly deps: LinkDeps,
   ) {
     this.limited = new WarnLimiter(deps.warn, deps.clock);
-    client.on('error', (err: Error) => this.failed('unavailable', `connection: ${err.message}`));
+    client.on('error', (err: Error) => this.failed('unavailable', `connection: ${errorReason(err)}`));
     client.on('ready', () => {
       if (this.failedSinceReady) this.deps.info?.(`redis ${this.config.source}: connection ready again -- sharing resumes`);
       this.failedSinceReady = false;
@@ -182,7 +183,7 @@ export class RedisLink {
           clearTimeout(timer);
           this.inFlight--;
           this.counters.errors++;
-          reject(this.fail('error', `${op}: ${err instanceof Error ? err.message : String(err)}`, err));
+          reject(this.fail('error', `${op}: ${errorReason(err)}`, err));
         },
       );
     });

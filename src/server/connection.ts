@@ -26,7 +26,7 @@ import { Attr0Reader, type AttrLimits, type ReadEvent } from '../attr/reader.js'
 import { GREETING, REQ, WAKEUP } from '../protocol/names.js';
 import { scanRequest, type RequestInput, type ScanContext } from '../protocol/requests.js';
 import { failResponse } from '../protocol/responses.js';
-import { printable } from '../log/printable.js';
+import { errorReason } from '../log/printable.js';
 import type { Maybe } from '../cache/session-cache.js';
 import type { Dispatcher } from './dispatch.js';
 
@@ -51,7 +51,7 @@ function serveInput(input: RequestInput, ctx: ConnectionContext): { reply: Maybe
       const request = r.req.request;
       // Nothing is thrown across the socket (style.md 6.3): a failing handler is a FAIL reply.
       const failed = (err: unknown): Buffer => {
-        ctx.scan.warn(`"${request}" request failed: ${printable(err instanceof Error ? err.message : String(err))}`);
+        ctx.scan.warn(`"${request}" request failed: ${errorReason(err)}`);
         return failResponse(request);
       };
       try {

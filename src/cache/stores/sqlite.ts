@@ -65,6 +65,7 @@ import { closeSync, constants as C, fchmodSync, fchownSync, fstatSync, openSync,
 import { createRequire } from 'node:module';
 import { FatalError } from '../../errors.js';
 import { StoreError, type SessionStore } from '../store.js';
+import { errorReason } from '../../log/printable.js';
 
 /** The flock(2) of the fs-ext binding (Node has none). */
 interface FsExt {
@@ -410,7 +411,7 @@ export class SqliteStore implements SessionStore {
       }
       this.recount();
       const e = this.storeError(err);
-      this.deferred = e instanceof StoreError ? e : new StoreError(`${this.file}: ${String(err)}`, { cause: err });
+      this.deferred = e instanceof StoreError ? e : new StoreError(`${this.file}: ${errorReason(err)}`, { cause: err });
     }
   };
 
@@ -439,7 +440,7 @@ export class SqliteStore implements SessionStore {
   }
 
   private storeError(err: unknown): unknown {
-    if (err instanceof Database.SqliteError) return new StoreError(`${this.file}: ${err.code}: ${err.message}`, { cause: err });
+    if (err instanceof Database.SqliteError) return new StoreError(`${this.file}: ${errorReason(err)}`, { cause: err });
     return err;
   }
 }
