@@ -58,6 +58,8 @@ export class RemoteScache implements SessionCache {
   private readonly counters = newCounters();
   private readonly limited: WarnLimiter;
   private readonly base: string;
+  /** "cache type NUL": the HMAC input before the cache_id. */
+  private readonly typePrefix: Buffer;
 
   constructor(private readonly opts: RemoteScacheOptions) {
     this.cacheType = opts.cacheType;
@@ -65,13 +67,13 @@ export class RemoteScache implements SessionCache {
     this.limits = opts.limits ?? NO_LIMITS;
     this.limited = new WarnLimiter(opts.warn, opts.clock);
     this.base = `${opts.link.prefix}scache:${opts.cacheType}:`;
+    this.typePrefix = Buffer.from(`${opts.cacheType}\0`, 'latin1');
   }
 
   /** The store keys of cacheId, one per id key, the current one first. */
   keysFor(cacheId: Buffer): string[] {
-    const type = Buffer.from(this.cacheType, 'latin1');
     return this.opts.idKeys.map(
-      (k) => this.base + createHmac('sha256', k.key).update(type).update(Buffer.of(0)).update(cacheId).digest('hex'),
+      (k) => this.base + createHmac('sha256', k.key).update(this.typePrefix).update(cacheId).digest('hex'),
     );
   }
 

@@ -147,8 +147,8 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
       sock.once('drain', () => {
         if (!waiting) sock.resume();
       });
-    } else if (!closed) {
-      sock.resume();
+    } else if (!closed && sock.isPaused()) {
+      sock.resume(); // paused while a remote reply was on its way
     }
     // Close for good (Postfix close()s the descriptor): with allowHalfOpen, end() alone would
     // leave the socket open, reading and discarding, for as long as the client keeps its side.
