@@ -1,21 +1,28 @@
 /*
  * prng-drbg - HMAC_DRBG (SHA-256) against the NIST CAVP vectors (issue 4, item 1).
- * Reads ../shared/vectors/{drbgvectors_no_reseed,drbgvectors_pr_false,drbgvectors_pr_true}/
- * HMAC_DRBG.rsp directly, runs EVERY vector of every [SHA-256] parameter block (no sampling)
- * by the CAVS procedure of ../shared/vectors/SOURCES.md, and asserts and prints the counts
- * (16 blocks x 15 COUNTs = 240 per file). Also: input bounds, the reseed counter, destroy().
- * The vector folder is found from this file's location (dist/test/unit -> repo -> ..); if it
- * is missing the test fails with the path it looked at.
+ * Reads test/vectors/{drbgvectors_no_reseed,drbgvectors_pr_false,drbgvectors_pr_true}/
+ * HMAC_DRBG.rsp (NIST's files, byte for byte, checked against the SHA-256 in
+ * test/vectors/SOURCES.md), runs EVERY vector of every [SHA-256] parameter block (no sampling)
+ * by the CAVS procedure, and asserts and prints the counts (16 blocks x 15 COUNTs = 240 per
+ * file). Also: input bounds, the reseed counter, destroy(). The vectors are in the repository,
+ * so the test runs from any clone; a missing or altered file fails with its path.
  */
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DrbgReseedRequiredError, HmacDrbg, MAX_BYTES_PER_REQUEST } from '../../src/prng/drbg.js';
 
-/** dist/test/unit/ -> the repository root -> its sibling shared/vectors. */
-const VECTORS = fileURLToPath(new URL('../../../../shared/vectors/', import.meta.url));
+/** dist/test/unit/ -> the repository root -> test/vectors. */
+const VECTORS = fileURLToPath(new URL('../../../test/vectors/', import.meta.url));
+/** test/vectors/SOURCES.md: the SHA-256 of each file as NIST published it. */
+const SHA256: Readonly<Record<string, string>> = {
+  drbgvectors_no_reseed: '43947f6f080a1f11d60b3169e4d0f97fad3a1af5304990bd6c1dac27ee25d4d8',
+  drbgvectors_pr_false: '527cd386df658cfedcdbcd408341416ad8ebf815f52d4093230155629b073bff',
+  drbgvectors_pr_true: 'a2b2d473e69d6469cd2d6f44b4a17d40d43c90dc4d80d8741686d1f5ac4760ec',
+};
 const FOLDERS = ['drbgvectors_no_reseed', 'drbgvectors_pr_false', 'drbgvectors_pr_true'] as const;
 type Folder = (typeof FOLDERS)[number];
 /** SOURCES.md: 16 parameter blocks x 15 COUNTs in each file's [SHA-256] section. */
@@ -100,8 +107,10 @@ const counts = new Map<Folder, number>();
 for (const folder of FOLDERS) {
   test(`NIST CAVP ${folder}/HMAC_DRBG.rsp [SHA-256]: every vector passes`, (t) => {
     const path = `${VECTORS}${folder}/HMAC_DRBG.rsp`;
-    assert.ok(existsSync(path), `NIST vector file missing: ${path} (expected ../shared/vectors next to the repository)`);
-    const vectors = parseSha256(readFileSync(path, 'latin1'));
+    assert.ok(existsSync(path), `NIST vector file missing: ${path}`);
+    const bytes = readFileSync(path);
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), SHA256[folder], `${path} is not NIST's file`);
+    const vectors = parseSha256(bytes.toString('latin1'));
     let passed = 0;
     const failed: string[] = [];
     for (const v of vectors) {
