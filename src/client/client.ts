@@ -33,12 +33,18 @@ const EMPTY = Buffer.alloc(0);
 
 export class TlsmgrClient {
   private readonly reader = new Attr0Reader({ nameLimit: 256, valueLimit: 4 << 20, countLimit: 16 }, false);
-  private waiting: { resolve: (a: Attr[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
+  private waiting: { resolve: (a: Attr[]) => void; reject: (e: Error) => void } | null = null;
   private failed: Error | null = null;
+  /*
+   * One timer per connection, re-armed for each request (refresh()) rather than a new
+   * setTimeout() per request: a busy client makes no timer garbage. When it fires with no
+   * request in flight it does nothing; unref()'d, it never keeps a process alive.
+   */
+  private readonly timer: NodeJS.Timeout;
 
   private constructor(
     private readonly sock: Socket,
-    private readonly timeoutMs: number,
+    timeoutMs: number,
   ) {
     sock.on('data', (chunk: Buffer) => {
       this.reader.push(chunk);
@@ -48,7 +54,13 @@ export class TlsmgrClient {
       }
     });
     sock.on('error', (err) => this.settle(err));
-    sock.on('close', () => this.settle(new Error('tlsmgr client: connection closed')));
+    sock.on('close', () => {
+      this.settle(new Error('tlsmgr client: connection closed'));
+      clearTimeout(this.timer);
+    });
+    this.timer = setTimeout(() => {
+      if (this.waiting !== null) this.settle(new Error('tlsmgr client: timeout'));
+    }, timeoutMs).unref();
   }
 
   static async connect(path: string, opts: ClientOptions = {}): Promise<TlsmgrClient> {
@@ -113,8 +125,8 @@ export class TlsmgrClient {
     if (this.failed) return Promise.reject(this.failed);
     if (this.waiting) return Promise.reject(new Error('tlsmgr client: a request is already in flight'));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.settle(new Error('tlsmgr client: timeout')), this.timeoutMs);
-      this.waiting = { resolve, reject, timer };
+      this.timer.refresh();
+      this.waiting = { resolve, reject };
     });
   }
 
@@ -126,7 +138,6 @@ export class TlsmgrClient {
     }
     if (w === null) return;
     this.waiting = null;
-    clearTimeout(w.timer);
     if (err) w.reject(err);
     else w.resolve(attrs ?? []);
   }
