@@ -13,13 +13,13 @@
  *   A connection keeps only serial numbers of what it stored (ids and sessions are derived
  *   from them again): a load generator holding every session would have garbage-collection
  *   pauses of a few ms that delay every request in flight and show up as daemon latency.
- *   With `pid`, the daemon's RSS and CPU seconds are read from /proc.
+ *   With `pid`, the daemon's RSS and CPU seconds (its child processes included) are read from /proc.
  * LIMITS
  *   Bounded by durationMs; stops early after 1000 errors.
  */
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { TlsmgrClient } from '../src/client/client.js';
 
 export type Op = 'seed' | 'update' | 'lookup_hit' | 'lookup_miss' | 'delete';
@@ -57,14 +57,46 @@ function pct(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-/** RSS (MB) and user+system CPU seconds of a process, from /proc. */
+/*
+ * procStats - RSS (MB) and user+system CPU seconds of a process and its child processes,
+ * from /proc: our daemon's watchdog is a child process (master/watchdog.ts), and its memory
+ * counts as the daemon's.
+ */
 export function procStats(pid: number): { rssMb: number; cpuS: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'latin1');
-  const rss = /VmRSS:\s+(\d+) kB/.exec(status);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
-  return { rssMb: rss ? Number(rss[1]) / 1024 : 0, cpuS: ticks / 100 };
+  let rssKb = 0;
+  let ticks = 0;
+  for (const p of [pid, ...childrenOf(pid)]) {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'latin1');
+      const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      rssKb += rss ? Number(rss[1]) : 0;
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    } catch (err) {
+      if (p === pid) throw err; // a child may exit between the listing and the read
+    }
+  }
+  return { rssMb: rssKb / 1024, cpuS: ticks / 100 };
+}
+
+/* childrenOf - the direct children of every thread of pid */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    try {
+      for (const k of readFileSync(`/proc/${pid}/task/${t}/children`, 'latin1').split(' ')) if (k !== '') out.push(Number(k));
+    } catch {
+      /* the thread is gone */
+    }
+  }
+  return out;
 }
 
 /** A random block the sessions are cut from: one CSPRNG call per run, not per update. */

@@ -178,18 +178,21 @@ function openLogging(config: TlsmgrConfig, opts: DaemonOptions, underMaster: boo
   return targets;
 }
 
-/* dropToMailOwner - -c and -u, after pre-init (multi_server_main, util/chroot_uid.c) */
-function dropToMailOwner(config: TlsmgrConfig, opts: DaemonOptions, underMaster: boolean): void {
-  const root = process.getuid?.() === 0;
-  // Under master, -u asks for the drop; a standalone root daemon always drops once its socket is open.
-  // As chroot_uid(): look the user up and set the groups before the chroot (/etc/passwd and
-  // /etc/group are not in the jail), setuid() after it.
-  let owner: { uid: number; gid: number } | null = null;
-  if ((opts.unprivileged || !underMaster) && root) {
-    owner = lookupUser(config.mailOwner);
-    if (owner === null) throw new FatalError(`unknown mail_owner user: ${config.mailOwner}`);
-    if (owner.uid === 0) owner = null;
-  }
+/*
+ * mailOwnerFor - the user a root daemon becomes after pre-init (-u under master; a standalone
+ * root daemon always drops once its socket is open), or null when there is no change.
+ */
+function mailOwnerFor(config: TlsmgrConfig, opts: DaemonOptions, underMaster: boolean): { uid: number; gid: number } | null {
+  if (!(opts.unprivileged || !underMaster) || process.getuid?.() !== 0) return null;
+  const owner = lookupUser(config.mailOwner);
+  if (owner === null) throw new FatalError(`unknown mail_owner user: ${config.mailOwner}`);
+  return owner.uid === 0 ? null : owner;
+}
+
+/* dropTo - -c and -u, after pre-init (multi_server_main, util/chroot_uid.c) */
+function dropTo(owner: { uid: number; gid: number } | null, config: TlsmgrConfig, opts: DaemonOptions): void {
+  // As chroot_uid(): set the groups before the chroot (/etc/passwd and /etc/group are not in
+  // the jail), setuid() after it.
   if (owner !== null) setGroups(config.mailOwner, owner.gid);
   if (opts.chroot) chrootTo(config.queueDirectory);
   if (owner !== null) setUser(config.mailOwner, owner.uid);
@@ -246,8 +249,9 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
     });
     const ctx: ConnectionContext = { ...d.ctx, onRequest: (busy) => (busy ? status.taken() : status.avail()) };
     for (let i = 0; i < opts.socketCount; i++) await listenFd(MASTER_LISTEN_FD + i, ctx);
-    startWatchdog(config.daemonTimeout, targets); // its thread starts before the chroot
-    dropToMailOwner(config, opts, underMaster);
+    const drop = mailOwnerFor(config, opts, underMaster);
+    startWatchdog(config.daemonTimeout, targets, drop); // it starts before the chroot
+    dropTo(drop, config, opts);
     await postInit(d);
     msgVerbose(1, `daemon started -- ${opts.socketCount} listener(s), generation ${generation}`);
     return;
@@ -261,8 +265,9 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
   }
   const server = createTlsmgrServer(d.ctx);
   await listenStandalone(server, path, owner);
-  startWatchdog(config.daemonTimeout, targets);
-  dropToMailOwner(config, opts, underMaster);
+  const drop = mailOwnerFor(config, opts, underMaster);
+  startWatchdog(config.daemonTimeout, targets, drop);
+  dropTo(drop, config, opts);
   await postInit(d);
   msgInfo(`listening on ${path}`);
 

@@ -24,6 +24,8 @@
  *     warning text naming "<service> socket"; $syslog_name (-o) over master's MAIL_LOGTAG;
  *   - as root: -u -c (what master passes for the Debian line): running as the mail_owner, root
  *     directory the queue directory, still serving and still exiting 0 when fd 5 closes;
+ *   - the daemon's watchdog process holds only its pipe, stderr and the syslog socket (not
+ *     master's fd 5 or the listener), runs as the daemon's user, and exits with the daemon;
  *   - the watchdog (startWatchdog, in a `node -e` child): a busy main thread with a 1 s
  *     timeout dies by SIGKILL within a few seconds after writing "fatal: watchdog timeout";
  *     an idle process with a 1 s timeout is not killed in 4 s.
@@ -32,7 +34,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -214,6 +216,27 @@ async function spawnUnderMaster(args: readonly string[], env: Readonly<Record<st
     stderr: cap.stderr,
     exited: (ms = EXIT_MS) => cap.exited(ms),
   };
+}
+
+/** The pids of the daemon's watchdog processes (its children running tlsmgr-watchdog). */
+function watchdogsOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    let kids = '';
+    try {
+      kids = readFileSync(`/proc/${pid}/task/${task}/children`, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const k of kids.split(' ').filter((x) => x !== '').map(Number)) {
+      try {
+        if (readFileSync(`/proc/${k}/cmdline`, 'latin1').includes('tlsmgr-watchdog')) out.push(k);
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  return out;
 }
 
 /** Connect to the daemon's listener and check the greeting (bounded). */
@@ -499,6 +522,49 @@ describe('under a fake master', { concurrency: 1 }, () => {
     assert.deepEqual(reply.names, ['status', 'seed']);
     assert.equal(reply.text('status'), OK);
     assert.equal(reply.data('seed').length, 16);
+  });
+
+  test('the watchdog process: only its pipe, stderr and the log socket (not fd 5 or the listener), the daemon\'s user; gone with the daemon', async () => {
+    const s = await spawnUnderMaster(['-l', '-t', 'unix', '-n', 'tlsmgr', '-v', ...(IS_ROOT ? ['-u'] : [])]);
+    try {
+      await waitForRecord(s.pid, /^daemon started/);
+      const kids = watchdogsOf(s.pid);
+      assert.equal(kids.length, 1, `watchdog processes: ${kids.join(' ')}`);
+      const wd = kids[0];
+      const links = (pid: number): Map<string, string> => {
+        const m = new Map<string, string>();
+        for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+          try {
+            m.set(fd, readlinkSync(`/proc/${pid}/fd/${fd}`));
+          } catch {
+            /* closed meanwhile */
+          }
+        }
+        return m;
+      };
+      const daemon = links(s.pid);
+      // The watchdog closes what it inherited as it starts: wait (bounded) for that.
+      let mine = links(wd);
+      for (const until = Date.now() + 3000; mine.size > 4 && Date.now() < until; mine = links(wd)) await sleep(20);
+      const status = daemon.get('5');
+      const listener = daemon.get('6');
+      assert.ok(status !== undefined && listener !== undefined && status.startsWith('socket:') && listener.startsWith('socket:'),
+        `daemon fds: ${[...daemon].join(' ')}`);
+      const held = [...mine.values()];
+      assert.ok(!held.includes(status) && !held.includes(listener), `the watchdog holds master's descriptors: ${[...mine].join(' ')}`);
+      // 0 the heartbeat pipe, 1 /dev/null, 2 stderr, 3 the syslog socket; nothing else.
+      assert.deepEqual([...mine.keys()].sort(), ['0', '1', '2', '3'], [...mine].join(' '));
+      const uidOf = (pid: number): string | undefined => /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
+      assert.equal(uidOf(wd), uidOf(s.pid));
+      s.status.end();
+      assert.equal(await s.exited(), 0, s.stderr());
+      const until = Date.now() + 3000;
+      while (existsSync(`/proc/${wd}`) && Date.now() < until) await sleep(20);
+      assert.ok(!existsSync(`/proc/${wd}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${wd}/status`, 'latin1')), 'the watchdog outlived the daemon');
+    } finally {
+      s.status.destroy();
+      await s.exited();
+    }
   });
 
   test('as root, -u -c: runs as mail_owner, root directory is the queue directory, still serves', { skip: !IS_ROOT && 'needs root' }, async () => {
