@@ -27,7 +27,7 @@ import { cpus, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 import { TlsmgrClient } from '../src/client/client.js';
 import { startDaemon, type RunningDaemon } from './daemon.js';
-import { procStats, runLoad, type LoadReport, type Op } from './loadgen.js';
+import { DEFAULT_MIX, procStats, runLoad, type LoadReport, type Op } from './loadgen.js';
 import { postfixTlsmgrAvailable, startPostfixTlsmgr } from './postfix-tlsmgr.js';
 
 export interface Target {
@@ -41,6 +41,31 @@ export const OPS: readonly Op[] = ['seed', 'update', 'lookup_hit', 'lookup_miss'
 export function machine(): string {
   const c = cpus();
   return `${c.length} x ${c[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Linux ${release()}, node ${process.version}`;
+}
+
+/* describeMix - "seed=10 update=30 ..." for the output, "(default)" added for DEFAULT_MIX */
+function describeMix(mix: Readonly<Record<Op, number>> | undefined): string {
+  const m = mix ?? DEFAULT_MIX;
+  const text = OPS.map((o) => `${o}=${m[o]}`).join(' ');
+  return OPS.every((o) => m[o] === DEFAULT_MIX[o]) ? `${text} (default)` : text;
+}
+
+/**
+ * parseMix - "--mix update=10,lookup_hit=90": the named request types with their weights,
+ * the others 0. Throws on an unknown type, a weight that is not a non-negative number, or
+ * an all-zero mix.
+ */
+export function parseMix(text: string): Record<Op, number> {
+  const mix: Record<Op, number> = { seed: 0, update: 0, lookup_hit: 0, lookup_miss: 0, delete: 0 };
+  for (const part of text.split(',')) {
+    const [name, weight] = part.split('=');
+    if (!(OPS as readonly string[]).includes(name)) throw new Error(`--mix: unknown request type "${name}" (${OPS.join(', ')})`);
+    const w = Number(weight);
+    if (weight === undefined || weight === '' || !Number.isFinite(w) || w < 0) throw new Error(`--mix: bad weight for ${name}: "${weight ?? ''}"`);
+    mix[name as Op] = w;
+  }
+  if (OPS.every((o) => mix[o] === 0)) throw new Error('--mix: every weight is 0');
+  return mix;
 }
 
 /*
@@ -99,6 +124,8 @@ export interface SideBySide {
   connections: number;
   seconds: number;
   rounds: number;
+  /** The mix as "seed=10 update=30 ...", with "(default)" when it is DEFAULT_MIX. */
+  mix: string;
   order: string[];
   skipped: string | null;
   targets: TargetResult[];
@@ -134,11 +161,17 @@ function ratioOf(a: Figures, b: Figures): Figures {
 }
 
 /** One measured run on a fresh daemon of `t`. */
-export async function oneRun(t: Target, connections: number, durationMs: number, warmupMs: number): Promise<LoadReport> {
+export async function oneRun(
+  t: Target,
+  connections: number,
+  durationMs: number,
+  warmupMs: number,
+  mix?: Readonly<Record<Op, number>>,
+): Promise<LoadReport> {
   const d = await t.start();
   try {
-    if (warmupMs > 0) await runLoad({ socket: d.socket, connections, durationMs: warmupMs });
-    return await runLoad({ socket: d.socket, connections, durationMs, pid: d.proc.pid });
+    if (warmupMs > 0) await runLoad({ socket: d.socket, connections, durationMs: warmupMs, mix });
+    return await runLoad({ socket: d.socket, connections, durationMs, pid: d.proc.pid, mix });
   } finally {
     await d.stop();
   }
@@ -151,13 +184,15 @@ export async function runSideBySide(opts: {
   durationMs: number;
   rounds: number;
   warmupMs?: number;
+  /** The request mix (default: DEFAULT_MIX). */
+  mix?: Readonly<Record<Op, number>>;
   log?: (m: string) => void;
 }): Promise<SideBySide> {
   const runs = new Map<string, LoadReport[]>(opts.targets.map((t) => [t.name, []]));
   const order: string[] = [];
   for (let round = 0; round < opts.rounds; round++) {
     for (const t of opts.targets) {
-      const r = await oneRun(t, opts.connections, opts.durationMs, opts.warmupMs ?? 1000);
+      const r = await oneRun(t, opts.connections, opts.durationMs, opts.warmupMs ?? 1000, opts.mix);
       runs.get(t.name)?.push(r);
       order.push(t.name);
       opts.log?.(`  round ${round + 1} ${t.name}: ${r.requests_per_s.toFixed(0)} req/s, errors ${r.errors}`);
@@ -174,6 +209,7 @@ export async function runSideBySide(opts: {
     connections: opts.connections,
     seconds: opts.durationMs / 1000,
     rounds: opts.rounds,
+    mix: describeMix(opts.mix),
     order,
     skipped: opts.skipped ?? null,
     targets: results,
@@ -193,6 +229,7 @@ export function formatSideBySide(s: SideBySide): string {
     ['CPU s', (f, r) => (r ? f.cpu_s.toFixed(2) : f.cpu_s.toFixed(2))],
   ];
   for (const o of OPS) {
+    if (s.targets.every((t) => t.median.latency_us[o][0] === 0)) continue; // not in the mix
     const labels = ['p50', 'p99', 'p99.9'];
     labels.forEach((l, i) => rows.push([`${o} ${l} us`, (f, r) => (r ? f.latency_us[o][i].toFixed(2) : fmtUs(f.latency_us[o][i]))]));
   }
@@ -200,7 +237,7 @@ export function formatSideBySide(s: SideBySide): string {
   const w = 16;
   const lines = [
     `machine: ${s.machine}`,
-    `load: ${s.connections} connections, ${s.seconds} s per run after a warm-up, default mix, every reply verified; ${loadgenNode()}`,
+    `load: ${s.connections} connections, ${s.seconds} s per run after a warm-up, mix ${s.mix}, every reply verified; ${loadgenNode()}`,
     `runs: ${s.rounds} rounds alternated (${s.order.join(' ')}); figures are medians of the rounds; x/pf = ours / Postfix`,
   ];
   if (s.skipped) lines.push(`NOTE: ${s.skipped}; ours only`);

@@ -4,7 +4,7 @@
  * SYNOPSIS
  *   node dist/bench/run.js [--connections N] [--seconds S] [--rounds R] [--warmup S] [--json]
  *                          [--no-postfix] [--scaling] [--scaling-seconds S] [--entries 10000,100000]
- *                          [--profile DIR]
+ *                          [--profile DIR] [--mix seed=10,update=30,lookup_hit=35,...]
  * DESCRIPTION
  *   Default: the side-by-side benchmark of bench/compare.ts: the same verified load (N = 32
  *   connections, the default mix, S = 5 s after a 1 s warm-up, a fresh daemon each run)
@@ -17,10 +17,13 @@
  *   file size, lookup p50/p99).
  *   --json prints one JSON document instead of the tables.
  *   --profile DIR runs our daemons under `node --cpu-prof --cpu-prof-dir=DIR`.
+ *   --mix sets the side-by-side mix (request types seed, update, lookup_hit, lookup_miss,
+ *   delete with weights; the ones not named are 0), e.g. a lookup-heavy load.
  */
 
 import { parseArgs } from 'node:util';
-import { benchTargets, formatEntries, formatScaling, formatSideBySide, runEntries, runScaling, runSideBySide, type EntriesRow, type ScalingRow } from './compare.js';
+import { benchTargets, parseMix, formatEntries, formatScaling, formatSideBySide, runEntries, runScaling, runSideBySide, type EntriesRow, type ScalingRow } from './compare.js';
+import type { Op } from './loadgen.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,8 +37,16 @@ const { values } = parseArgs({
     'scaling-seconds': { type: 'string', default: '2' },
     entries: { type: 'string', default: '10000,100000' },
     profile: { type: 'string' },
+    mix: { type: 'string' },
   },
 });
+let mix: Record<Op, number> | undefined;
+try {
+  mix = values.mix === undefined ? undefined : parseMix(values.mix);
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(2);
+}
 
 const log = (m: string): void => {
   if (values.json) process.stderr.write(`${m}\n`);
@@ -53,6 +64,7 @@ const side = await runSideBySide({
   durationMs: Number(values.seconds) * 1000,
   warmupMs: Number(values.warmup) * 1000,
   rounds: Number(values.rounds),
+  mix,
   log,
 });
 let scaling: ScalingRow[] | undefined;
