@@ -10,7 +10,8 @@
  *       <key_prefix>scache:<cache type>:<hex HMAC-SHA256(id key, cache type NUL cache_id)>
  *     with an id key of the cluster key file (cluster/keyfile.ts). During a key roll the
  *     file lists two keys: lookup tries the id under each (one round trip), update writes
- *     under the first and removes the others, delete removes all;
+ *     under the first and removes the others, delete removes all; no command names keys of
+ *     two id keys at once in Redis Cluster, where they are in different hash slots;
  *   - the value is the sealed record of cache/seal.ts under the cluster sealer, whose AAD
  *     binds the cache type and the clear cache_id: a record copied to another key fails;
  *   - the record carries its expiry as a TTL of timeout + 1 seconds (an entry is valid up
@@ -30,7 +31,7 @@ import { createHmac } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { CacheType } from '../config/types.js';
 import type { IdKey } from '../cluster/keyfile.js';
-import type { RedisLink } from '../cluster/link.js';
+import type { RedisClient, RedisLink } from '../cluster/link.js';
 import { WarnLimiter } from './ratelimit.js';
 import { NO_LIMITS, corruptText, refuseOversize, utf8KeyOk, type CacheLimits } from './scache.js';
 import { SEAL_OVERHEAD, type Sealer } from './seal.js';
@@ -128,7 +129,7 @@ export class RemoteScache implements SessionCache {
     const [key, ...old] = this.keysFor(cacheId);
     const ttlMs = (this.timeout + 1) * 1000;
     return this.opts.link
-      .run('update', (r) => Promise.all([r.set(key, record, 'PX', ttlMs), ...(old.length > 0 ? [r.del(...old)] : [])]))
+      .run('update', (r) => Promise.all([r.set(key, record, 'PX', ttlMs), ...(old.length > 0 ? [this.del(r, old)] : [])]))
       .then(
         () => {
           this.counters.stores++;
@@ -141,7 +142,7 @@ export class RemoteScache implements SessionCache {
     if (!this.keyOk(cacheId)) return true;
     const keys = this.keysFor(cacheId);
     try {
-      const n = await this.opts.link.run('delete', (r) => r.del(...keys));
+      const n = await this.opts.link.run('delete', (r) => this.del(r, keys));
       if (n > 0) this.counters.deletes++;
       return n > 0;
     } catch {
@@ -166,6 +167,22 @@ export class RemoteScache implements SessionCache {
 
   /** The link is shared and closed by its owner. */
   close(): void {}
+
+  /*
+   * del - remove keys, how many there were. One DEL for them all, except with Redis Cluster:
+   * during a cluster key roll an entry has a key per id key, unrelated HMACs in (almost
+   * always) different hash slots, and a DEL naming keys of several slots fails there with
+   * CROSSSLOT -- deletes found nothing and updates left the old entries behind. So one DEL
+   * per key, sent together (ioredis routes each to its node, in parallel). Hash tags
+   * ({...} in the key) cannot put them in one slot: the tag would have to be the same under
+   * every id key, so computed without one -- from the clear cache_id, which the store must
+   * never see (and an unkeyed hash of a guessable id is as good as the id). The keys and the
+   * single-server commands stay as they were.
+   */
+  private del(r: RedisClient, keys: readonly string[]): Promise<number> {
+    if (keys.length === 1 || !this.opts.link.cluster) return r.del(...keys);
+    return Promise.all(keys.map((k) => r.del(k))).then((ns) => ns.reduce((a, b) => a + b, 0));
+  }
 
   private forget(key: string): void {
     this.opts.link.run('delete', (r) => r.del(key)).catch(() => undefined);

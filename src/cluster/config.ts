@@ -19,7 +19,8 @@
  *     database         [0] SELECT index (not with cluster)
  *     key_prefix       [tlsmgr:] prefix of every key tlsmgr writes
  *     tls              [no] TLS to Redis; tls_ca_file, tls_cert_file, tls_key_file,
- *                      tls_server_name as for any TLS client (files read at start)
+ *                      tls_server_name as for any TLS client (files read at start);
+ *                      with sentinels, to the Sentinels and the master alike
  *     timeout          [100ms] longest wait for one Redis call; smtpd waits for us
  *     connect_timeout  [1s] longest wait for one connection attempt
  *     retry_max_delay  [10s] longest pause between reconnection attempts

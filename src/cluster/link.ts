@@ -36,8 +36,13 @@ import { WarnLimiter } from '../cache/ratelimit.js';
 import { errorReason } from '../log/printable.js';
 import type { RedisConfig } from './config.js';
 
-/** The commands tlsmgr uses; both Redis and Cluster provide them. */
-export type RedisClient = Pick<Redis, 'getBuffer' | 'set' | 'del' | 'mgetBuffer' | 'pexpire' | 'exists'>;
+/*
+ * The commands tlsmgr uses; both Redis and Cluster provide them. No command that names
+ * several keys (MGET, EXISTS or DEL of more than one key) unless RedisLink.cluster is false:
+ * Redis Cluster refuses keys in different hash slots with CROSSSLOT, and tlsmgr's keys are
+ * keyed hashes, in unrelated slots (cache/rscache.ts, RemoteScache.del).
+ */
+export type RedisClient = Pick<Redis, 'getBuffer' | 'set' | 'del' | 'pexpire'>;
 
 /** Timeouts in a row after which the connection is dropped and made again. */
 export const TIMEOUTS_BEFORE_RESET = 3;
@@ -120,6 +125,10 @@ function makeClient(cfg: RedisConfig): Client {
       ...base,
       sentinels: cfg.sentinels.map((s) => ({ host: s.host, port: s.port })),
       name: cfg.sentinelMaster,
+      // With sentinels, ioredis ignores `tls` unless enableTLSForSentinelMode is set (it would
+      // reach the master in clear), and reaches the Sentinels with sentinelTLS only: tls = yes
+      // means TLS to both, with the same files (a Sentinel of a TLS deployment listens on TLS).
+      ...(cfg.tls ? { enableTLSForSentinelMode: true, sentinelTLS: { ...cfg.tls } } : {}),
       sentinelRetryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 16), cfg.retryMaxDelay),
     });
   }
@@ -156,6 +165,11 @@ export class RedisLink {
 
   get ready(): boolean {
     return !this.closed && this.client.status === 'ready';
+  }
+
+  /** Redis Cluster: a command may only name keys of one hash slot. */
+  get cluster(): boolean {
+    return this.config.mode === 'cluster';
   }
 
   /** The prefix of every key (key_prefix). */
