@@ -95,7 +95,7 @@ function sender(sock: DgramSocket): (record: string) => void {
 
 /**
  * A sink plus a raw fatal-record target: the descriptor and a record prefix with %STAMP% for
- * the time, so that the watchdog thread can write "fatal: watchdog timeout" itself.
+ * the time, so that the watchdog process can write "fatal: watchdog timeout" itself.
  */
 export interface RawTarget {
   readonly fd: number;

@@ -99,7 +99,10 @@ export function startWatchdog(
     env[`WD_NL_${i}`] = fd === 2 ? '1' : '0';
   });
   const root = process.getuid?.() === 0;
-  const child = spawn(BASH, ['--norc', '--noprofile', '-c', SCRIPT, 'tlsmgr-watchdog', String(timeout), String(process.pid)], {
+  // The script comes in the environment, so that ps shows a short command line:
+  // bash --norc --noprofile -c eval "$WD_SCRIPT" tlsmgr-watchdog <timeout> <pid>.
+  env.WD_SCRIPT = SCRIPT;
+  const child = spawn(BASH, ['--norc', '--noprofile', '-c', 'eval "$WD_SCRIPT"', 'tlsmgr-watchdog', String(timeout), String(process.pid)], {
     stdio,
     env,
     ...(root && owner !== null ? { uid: owner.uid, gid: owner.gid } : {}),
