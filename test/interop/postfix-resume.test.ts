@@ -40,7 +40,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -229,6 +229,19 @@ function masterComplaints(log: string): string[] {
 }
 
 /** The one tlsmgr process master runs for this instance: ours (node), or an assertion failure. */
+/** childrenOf - the direct children of every thread of pid (from /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      for (const k of readFileSync(`/proc/${pid}/task/${task}/children`, 'latin1').split(' ')) if (k !== '') out.push(Number(k));
+    } catch {
+      /* the thread is gone */
+    }
+  }
+  return out;
+}
+
 function ourTlsmgrProcess(i: PostfixInstance): ProcInfo {
   const procs = tlsmgrProcesses(i);
   assert.equal(procs.length, 1, `expected one tlsmgr process, found: ${JSON.stringify(procs)}${context(i)}`);
@@ -314,6 +327,11 @@ function defineMasterChecks(ready: () => PostfixInstance): void {
       assert.match(ps.stdout, new RegExp(`^postfix\\s+postfix\\s+${p.pid}\\s+${i.masterPid}\\s`, 'm'), ps.stdout);
       assert.equal(p.root, i.queueDir, 'root directory is not the queue directory');
       assert.equal(p.cwd, i.queueDir);
+      // The watchdog: one child process, as the daemon's user (master/watchdog.ts).
+      const wd = childrenOf(p.pid).map((k) => procInfo(k)).filter((c): c is ProcInfo => c !== undefined && c.argv.includes('tlsmgr-watchdog'));
+      assert.equal(wd.length, 1, `watchdog processes: ${JSON.stringify(wd)}`);
+      t.diagnostic(`watchdog: ${wd[0]?.argv.join(' ')}; Uid ${wd[0]?.uids.join(' ')}`);
+      assert.deepEqual(wd[0]?.uids, [owner.uid, owner.uid, owner.uid, owner.uid], 'the watchdog does not run as postfix');
       // Logging after chroot and privilege drop: a warning reaches the maillog through postlogd.
       const mark = i.logMark();
       await provokeWarning(i.tlsmgrSocketPath);
