@@ -42,6 +42,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { lookupUser } from '../../src/master/passwd.js';
+import { childrenOf, procInfo } from '../helpers/postfix.js';
 import { captureChild } from '../helpers/child.js';
 import { GREETING_BYTES, OK, parseReply, req, show } from '../helpers/attr.js';
 import { sleep, TestClient } from '../helpers/harness.js';
@@ -220,23 +221,7 @@ async function spawnUnderMaster(args: readonly string[], env: Readonly<Record<st
 
 /** The pids of the daemon's watchdog processes (its children running tlsmgr-watchdog). */
 function watchdogsOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    let kids = '';
-    try {
-      kids = readFileSync(`/proc/${pid}/task/${task}/children`, 'latin1');
-    } catch {
-      continue;
-    }
-    for (const k of kids.split(' ').filter((x) => x !== '').map(Number)) {
-      try {
-        if (readFileSync(`/proc/${k}/cmdline`, 'latin1').includes('tlsmgr-watchdog')) out.push(k);
-      } catch {
-        /* gone */
-      }
-    }
-  }
-  return out;
+  return childrenOf(pid).filter((k) => procInfo(k)?.argv.includes('tlsmgr-watchdog') === true);
 }
 
 /** Connect to the daemon's listener and check the greeting (bounded). */

@@ -40,11 +40,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import {
-  DEBIAN_TLSMGR_LINE, TLSMGR_GREETING, instanceProcesses, isAlive, pollUntil, postfixAvailability, postfixCommand,
+  DEBIAN_TLSMGR_LINE, TLSMGR_GREETING, childrenOf, instanceProcesses, isAlive, pollUntil, postfixAvailability, postfixCommand,
   processGroupOf, procInfo, scriptIndex, readGreeting, runCommand, sleep, startOurTlsmgr, startPostfix, tlsmgrProcesses,
   type PostfixInstance, type ProcInfo, type TlsmgrMode,
 } from '../helpers/postfix.js';
@@ -229,19 +229,6 @@ function masterComplaints(log: string): string[] {
 }
 
 /** The one tlsmgr process master runs for this instance: ours (node), or an assertion failure. */
-/** childrenOf - the direct children of every thread of pid (from /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      for (const k of readFileSync(`/proc/${pid}/task/${task}/children`, 'latin1').split(' ')) if (k !== '') out.push(Number(k));
-    } catch {
-      /* the thread is gone */
-    }
-  }
-  return out;
-}
-
 function ourTlsmgrProcess(i: PostfixInstance): ProcInfo {
   const procs = tlsmgrProcesses(i);
   assert.equal(procs.length, 1, `expected one tlsmgr process, found: ${JSON.stringify(procs)}${context(i)}`);
