@@ -6,7 +6,8 @@
  *   serveBytes(input: Buffer, ctx): Buffer | Promise<Buffer>   (-S mode: one request, no greeting)
  * DESCRIPTION
  *   Sends the 26-byte greeting at once (spec 1.6), then feeds received bytes to an attr0
- *   reader and answers every complete request as soon as it is complete, in order; one slow
+ *   reader and answers every complete request in the event-loop turn it completes in, in
+ *   order (the replies of a turn are written together at its end, see Outbox); one slow
  *   or stalled client never delays another (unlike Postfix 3.7, spec 2.2.3). After each
  *   reply the rest of that read is dropped, as Postfix's flush does (spec 2.2), so leftovers
  *   of a malformed request never turn into replies nobody asked for.
