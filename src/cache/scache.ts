@@ -195,8 +195,8 @@ export class TlsScache implements SessionCache {
       return fn();
     } catch (err) {
       if (!(err instanceof StoreError)) throw err;
-      // A StoreError's message is the file and errorReason() of the engine's error (log/printable.ts):
-      // the engine's code and message, cut, never a bound value or the error's other fields.
+      // A StoreError's message is the file and errorReason() of the engine's error, built only by
+      // its constructor (cache/store.ts): never a bound value or the error's other fields.
       this.limited.warn('store', `${this.opts.dictName}: cannot ${op} TLS session cache entry: ${err.message}`);
       return fallback;
     }

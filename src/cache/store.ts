@@ -23,6 +23,7 @@
  */
 
 import { TlsmgrError } from '../errors.js';
+import { errorReason, printable } from '../log/printable.js';
 
 /** A sweep cutoff above every possible stamp: sweep(EVICT_ANY, n) removes the n oldest. */
 export const EVICT_ANY = Number.MAX_SAFE_INTEGER;
@@ -47,10 +48,19 @@ export interface SessionStore {
   close(): void;
 }
 
-/** A storage engine failure (the message names the file and the engine's reason). */
+/*
+ * A storage engine failure. Its message is built here and only here: the file, then
+ * errorReason() of the engine's error (its code and message, printable, cut; never a value
+ * bound to the statement or the error's other fields). The cache logs the message as it is
+ * (cache/scache.ts), so no caller can put session, key or seed bytes into a log line by way
+ * of a StoreError.
+ */
 export class StoreError extends TlsmgrError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('TLSMGR_STORE', message, options);
+  constructor(file: string, cause: unknown) {
+    super('TLSMGR_STORE', `${printable(file, PATH_MAX)}: ${errorReason(cause)}`, { cause });
     this.name = 'StoreError';
   }
 }
+
+/** Longest file name shown in a StoreError (Linux PATH_MAX). */
+const PATH_MAX = 4096;

@@ -169,13 +169,18 @@ test('update over the protocol answers OK for a refused oversize entry (as tls_s
   assert.match(h.takeWarnings()[0], /entry for big is 244 bytes, over smtpd_tls_session_cache_max_entry_size 100: not stored/);
 });
 
+/* engineError - an Error with an engine's code, as better-sqlite3 throws them */
+function engineError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
 test('a failing store: lookup misses, update and delete do not throw, one warning a minute', () => {
   class Broken extends MemoryStore {
     override get(): Buffer | undefined {
-      throw new StoreError('/x.sqlite: SQLITE_IOERR: disk I/O error');
+      throw new StoreError('/x.sqlite', engineError('SQLITE_IOERR', 'disk I/O error'));
     }
     override put(): void {
-      throw new StoreError('/x.sqlite: SQLITE_FULL: database or disk is full');
+      throw new StoreError('/x.sqlite', engineError('SQLITE_FULL', 'database or disk is full'));
     }
   }
   const { cache, warnings } = scacheOver(new Broken());
@@ -185,6 +190,31 @@ test('a failing store: lookup misses, update and delete do not throw, one warnin
   assert.deepEqual(warnings, ['btree:/test/smtpd_scache: cannot lookup TLS session cache entry: /x.sqlite: SQLITE_IOERR: disk I/O error']);
   assert.equal(cache.stats().stores, 0);
   assert.equal(cache.stats().misses, 1);
+});
+
+test('a store failure logs the file and the engine\'s reason only: no session, key or seed bytes', () => {
+  const secret = Buffer.from('0123456789abcdefSECRETSESSION', 'latin1');
+  // An engine error that carries the bound values in its other fields, and non-printable
+  // bytes and an overlong text in its message.
+  const engine = Object.assign(engineError('SQLITE_IOERR', `disk I/O error\n\x01${'x'.repeat(500)}`), {
+    bound: [secret, secret.toString('hex')],
+    record: secret,
+  });
+  class Broken extends MemoryStore {
+    override put(): void {
+      throw new StoreError('/x.sqlite', engine);
+    }
+  }
+  const { cache, warnings } = scacheOver(new Broken());
+  cache.update(id('CACHEID-7f3e'), secret);
+  assert.equal(warnings.length, 1);
+  const w = warnings[0];
+  assert.match(w, /^btree:\/test\/smtpd_scache: cannot update TLS session cache entry: \/x\.sqlite: SQLITE_IOERR: disk I\/O error\?\?x+$/);
+  assert.ok(w.length < 300, `not cut: ${w.length} characters`);
+  for (const s of [secret.toString('latin1'), secret.toString('hex'), secret.toString('base64'), 'SECRET']) assert.ok(!w.includes(s), w);
+  assert.ok(!w.includes('CACHEID-7f3e'), 'the cache_id is in the warning');
+  // A thrown non-Error gives its type only.
+  assert.equal(new StoreError('/y', secret).message, '/y: non-Error value (object)');
 });
 
 test('formatStats: one line, every counter, no ids or data', () => {

@@ -65,7 +65,6 @@ import { closeSync, constants as C, fchmodSync, fchownSync, fstatSync, openSync,
 import { createRequire } from 'node:module';
 import { FatalError } from '../../errors.js';
 import { StoreError, type SessionStore } from '../store.js';
-import { errorReason } from '../../log/printable.js';
 
 /** The flock(2) of the fs-ext binding (Node has none). */
 interface FsExt {
@@ -427,7 +426,7 @@ export class SqliteStore implements SessionStore {
       }
       this.recount();
       const e = this.storeError(err);
-      this.deferred = e instanceof StoreError ? e : new StoreError(`${this.file}: ${errorReason(err)}`, { cause: err });
+      this.deferred = e instanceof StoreError ? e : new StoreError(this.file, err);
     }
   };
 
@@ -456,7 +455,7 @@ export class SqliteStore implements SessionStore {
   }
 
   private storeError(err: unknown): unknown {
-    if (err instanceof Database.SqliteError) return new StoreError(`${this.file}: ${errorReason(err)}`, { cause: err });
+    if (err instanceof Database.SqliteError) return new StoreError(this.file, err);
     return err;
   }
 }
