@@ -30,6 +30,23 @@ export function shebangNodeArgs(bin: string): string[] {
   return m ? m[1].trim().split(/\s+/) : [];
 }
 
+/**
+ * writeInstanceMainCf - <dir>/etc/main.cf of a scratch instance: queue and data directories
+ * inside dir, compatibility level 3.6, btree: session caches in the data directory, then
+ * `params` (which win).
+ */
+export function writeInstanceMainCf(dir: string, params: Readonly<Record<string, string>>): void {
+  const all: Record<string, string> = {
+    queue_directory: join(dir, 'queue'),
+    data_directory: join(dir, 'data'),
+    compatibility_level: '3.6',
+    smtpd_tls_session_cache_database: 'btree:${data_directory}/smtpd_scache',
+    smtp_tls_session_cache_database: 'btree:${data_directory}/smtp_scache',
+    ...params,
+  };
+  writeFileSync(join(dir, 'etc/main.cf'), Object.entries(all).map(([k, v]) => `${k} = ${v}\n`).join(''));
+}
+
 export interface RunningDaemon {
   readonly dir: string;
   readonly socket: string;
@@ -43,16 +60,7 @@ export async function startDaemon(
 ): Promise<RunningDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-'));
   for (const d of ['etc', 'queue/private', 'data']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
-  const params: Record<string, string> = {
-    queue_directory: join(dir, 'queue'),
-    data_directory: join(dir, 'data'),
-    mail_owner: process.getuid?.() === 0 ? 'root' : userInfo().username,
-    compatibility_level: '3.6',
-    smtpd_tls_session_cache_database: 'btree:${data_directory}/smtpd_scache',
-    smtp_tls_session_cache_database: 'btree:${data_directory}/smtp_scache',
-    ...opts.mainCf,
-  };
-  writeFileSync(join(dir, 'etc/main.cf'), Object.entries(params).map(([k, v]) => `${k} = ${v}\n`).join(''));
+  writeInstanceMainCf(dir, { mail_owner: process.getuid?.() === 0 ? 'root' : userInfo().username, ...opts.mainCf });
   const socket = join(dir, 'queue/private/tlsmgr');
   const bin = join(REPO, 'bin/tlsmgr');
   const proc = spawn(process.execPath, [...shebangNodeArgs(bin), ...(opts.nodeArgs ?? []), bin, ...(opts.args ?? [])], {

@@ -80,8 +80,8 @@ export function procStats(pid: number): { rssMb: number; cpuS: number } {
   return { rssMb: rssKb / 1024, cpuS: ticks / 100 };
 }
 
-/* childrenOf - the direct children of every thread of pid */
-function childrenOf(pid: number): number[] {
+/** childrenOf - the direct children of every thread of pid (from /proc; [] once it is gone). */
+export function childrenOf(pid: number): number[] {
   const out: number[] = [];
   let tasks: string[] = [];
   try {

@@ -18,13 +18,13 @@
  */
 
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TlsmgrClient } from '../src/client/client.js';
 import { lookupUser } from '../src/master/passwd.js';
-import type { RunningDaemon } from './daemon.js';
+import { writeInstanceMainCf, type RunningDaemon } from './daemon.js';
 
 export const POSTFIX_TLSMGR = '/usr/lib/postfix/sbin/tlsmgr';
 const MAIL_OWNER = 'postfix';
@@ -45,17 +45,7 @@ export async function startPostfixTlsmgr(opts: { mainCf?: Record<string, string>
   chmodSync(dir, 0o755);
   for (const d of ['etc', 'queue/private', 'data']) mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
   if (owner !== null) chownSync(join(dir, 'data'), owner.uid, owner.gid);
-  const params: Record<string, string> = {
-    queue_directory: join(dir, 'queue'),
-    data_directory: join(dir, 'data'),
-    mail_owner: MAIL_OWNER,
-    compatibility_level: '3.6',
-    maillog_file: '',
-    smtpd_tls_session_cache_database: 'btree:${data_directory}/smtpd_scache',
-    smtp_tls_session_cache_database: 'btree:${data_directory}/smtp_scache',
-    ...opts.mainCf,
-  };
-  writeFileSync(join(dir, 'etc/main.cf'), Object.entries(params).map(([k, v]) => `${k} = ${v}\n`).join(''));
+  writeInstanceMainCf(dir, { mail_owner: MAIL_OWNER, maillog_file: '', ...opts.mainCf });
 
   // The listener master would create; the child inherits it as fd 6.
   const socket = join(dir, 'queue/private/tlsmgr');

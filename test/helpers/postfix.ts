@@ -778,25 +778,6 @@ export function instanceProcesses(inst: PostfixInstance): ProcInfo[] {
   return out;
 }
 
-/** childrenOf - the direct children of every thread of pid (from /proc; [] once it is gone). */
-export function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  let tasks: string[] = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const task of tasks) {
-    try {
-      for (const k of readFileSync(`/proc/${pid}/task/${task}/children`, 'latin1').split(' ')) if (k !== '') out.push(Number(k));
-    } catch {
-      /* the thread is gone */
-    }
-  }
-  return out;
-}
-
 /** processGroupOf - the pids of a process group (exported for the "nothing left" checks). */
 export function processGroupOf(pgid: number): number[] {
   return processGroupMembers(pgid);
