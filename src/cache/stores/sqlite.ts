@@ -314,8 +314,8 @@ export class SqliteStore implements SessionStore {
    * scratchKey - the bytes of `key` in a buffer reused by every lookup. A lookup only reads
    * them (SQLite copies bound blobs it keeps), so no per-lookup buffer is made: under a
    * lookup-heavy load, per-request buffers from Node's shared 8 KB pool kept whole pool
-   * slabs alive and grew the malloc heap (measured: 36 -> 24 MB with the reply buffers
-   * moved off the pool too). put() and delete() keep their own copies: the transaction
+   * slabs alive and grew the malloc heap (measured: 36 MB; 24 MB with the replies off the
+   * pool, protocol/responses.ts; 11 MB with these keys too). put() and delete() keep their own copies: the transaction
    * replay closures hold them until the commit.
    */
   private scratchKey(key: string): Buffer {
