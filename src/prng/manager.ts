@@ -14,16 +14,25 @@
  *     first reseed. Then open the exchange file (as $mail_owner when root).
  *   - postInit (tlsmgr_post_init): periods clamped to 8421504 s; the reseed event runs at
  *     once (only with a non-empty source), then the exchange event; each re-arms itself after
- *     floor(period * r / 255) s with r a byte from the pool (prng/schedule.ts).
+ *     floor(period * r / 255) s with r a byte from the pool (prng/schedule.ts), or, when the
+ *     pool cannot produce one, r = pid & 0xff (tlsmgr.c 3.7.21+ takes getpid() & 0xff when
+ *     RAND_bytes() fails, there for the exchange timer only; here for both timers), and 255
+ *     for a pid whose low byte is 0: an interval of 0 would rerun a failing event, and log
+ *     its warning, on every event-loop turn for as long as the pool stays broken.
  *   - reseed event: device: one read of min(tls_random_bytes, 255); EGD: one command-1
  *     exchange; on failure "exit". File: read once (up to tls_random_bytes), warn if nothing
  *     came, then close it and forget the source (later reseeds do nothing). A source that
  *     could not be opened: "exiting to reopen external entropy source <source>", "exit".
+ *     Bytes the source delivered but the pool could not take (its CSPRNG draw failed) are a
+ *     warning, not a source failure: the pool is then failed and refuses seeds until it can
+ *     reseed (prng/pool.ts), and the source stays as it is.
  *   - "exit": update the exchange file, then deps.exit(0) (the real one sleeps 1 s first,
  *     so that master(8) does not respawn in a tight loop).
  *   - exchange event: fstat link count 0 -> "PRNG exchange file was removed -- exiting to
  *     reopen", deps.exit(0) without writing; else the read-stir-write update.
- *   - seed(n): the pool's output; stir(): time (and optional session-cache bytes, never
+ *   - seed(n): the pool's output, or the pool's error when it cannot produce all n bytes
+ *     (the dispatcher answers that with ERR, never with bytes).
+ *   - stir(): time (and optional session-cache bytes, never
  *     counted as entropy) as additional input. The dispatcher calls it before every request
  *     and the timer events here after each run; the time goes in once per event-loop turn,
  *     as tlsmgr_loop() does after every event.
@@ -33,13 +42,16 @@
  *   cycle is synchronous. Nothing here logs pool, seed, source or exchange-file bytes.
  * DIAGNOSTICS
  *   preInit throws FatalError when the exchange file cannot be opened. Timer-time failures
- *   of the exchange file go to deps.fatal (default msgFatal: "fatal: ...", exit 1). Texts:
+ *   of the exchange file go to deps.fatal (default msgFatal: "fatal: ...", exit 1), also
+ *   when it is the pool that fails in the update: "cannot update PRNG exchange file <path>:
+ *   <reason>" (the exit releases the file's lock, and master(8) restarts tlsmgr). Texts:
  *   "no entropy source specified with parameter tls_random_source", "encryption keys etc.
  *   may be predictable", "cannot open entropy device <path>: <err>", "cannot connect to EGD
  *   server <path>: <err>" (warnings); "cannot read from entropy device <path>: <err> --
  *   exiting to reopen", "lost connection to EGD server <path> -- exiting to reconnect",
  *   "exiting to reopen external entropy source <source>" (info); "cannot read from entropy
- *   file <source>: <err>", "PRNG exchange file was removed -- exiting to reopen" (warnings).
+ *   file <source>: <err>", "PRNG exchange file was removed -- exiting to reopen", "cannot
+ *   reseed the PRNG pool: <reason>" (warnings).
  * SEE ALSO
  *   tlsmgr/tlsmgr.c; prng/pool.ts, prng/exchange.ts, prng/schedule.ts, prng/sources/
  */
@@ -47,6 +59,7 @@
 import type { TlsmgrConfig } from '../config/types.js';
 import { FatalError } from '../errors.js';
 import { msgFatal, msgInfo, msgVerbose, msgWarn } from '../log/msg.js';
+import { errorReason } from '../log/printable.js';
 import { ExchangeFile, type UserIds } from './exchange.js';
 import { PrngPool, type PoolDeps } from './pool.js';
 import { clampPeriod, nextInterval, realTimers, runAfter, type Cancel, type TimerApi } from './schedule.js';
@@ -175,7 +188,7 @@ export class PrngManager {
     }
   }
 
-  /** Bytes for a "seed" reply. */
+  /** Bytes for a "seed" reply: exactly n of them, or the pool's error. */
   seed(n: number): Buffer {
     return this.pool.generate(n);
   }
@@ -219,7 +232,15 @@ export class PrngManager {
     this.cancelReseed = null;
     if (this.stopped) return;
     const src = this.source;
-    const feed = (b: Buffer): void => this.pool.addEntropy(b);
+    let poolError: unknown = null;
+    // The source did its part even when the pool cannot take the bytes: not a source failure.
+    const feed = (b: Buffer): void => {
+      try {
+        this.pool.addEntropy(b);
+      } catch (err) {
+        poolError ??= err;
+      }
+    };
     if (this.sourceName !== '') {
       let mustExit = false;
       if (src === null) {
@@ -249,6 +270,7 @@ export class PrngManager {
         this.source = null;
         this.sourceName = '';
       }
+      if (poolError !== null) (this.deps.warn ?? msgWarn)(`cannot reseed the PRNG pool: ${errorReason(poolError)}`);
       if (this.stopped) return;
       if (mustExit) {
         // Save the pool before going: the exchange file is what survives the restart.
@@ -260,8 +282,7 @@ export class PrngManager {
         return;
       }
     }
-    this.pool.stir();
-    const next = nextInterval(this.reseedPeriod, this.pool.randomByte());
+    const next = nextInterval(this.reseedPeriod, this.timerByte());
     this.lastReseedInterval = next;
     this.cancelReseed = runAfter(next, () => void this.reseedEvent(), this.deps.timers ?? realTimers);
   }
@@ -288,21 +309,38 @@ export class PrngManager {
       }
       return;
     }
-    this.pool.stir();
-    const next = nextInterval(this.exchangePeriod, this.pool.randomByte());
+    const next = nextInterval(this.exchangePeriod, this.timerByte());
     this.lastExchangeInterval = next;
     this.cancelExchange = runAfter(next, () => this.exchangeEvent(), this.deps.timers ?? realTimers);
   }
 
-  /** Run fn; a FatalError goes to deps.fatal (msg_fatal) and yields undefined. */
+  /*
+   * timerByte - r for the next timer interval, after the time stir of the event: the pool's
+   * byte, or, when the pool cannot produce one, pid & 0xff but never 0 (see the header).
+   */
+  private timerByte(): number {
+    try {
+      this.pool.stir();
+      return this.pool.randomByte();
+    } catch {
+      return (process.pid & 0xff) || 0xff;
+    }
+  }
+
+  /**
+   * Run an exchange-file step; a failure goes to deps.fatal (msg_fatal) and yields undefined.
+   * A FatalError keeps its Postfix text; anything else (the pool failing inside the update)
+   * is named as an update failure: exiting releases the file's lock, which a thrown error
+   * in a timer would leave to a crash.
+   */
   private guard<T>(fn: () => T): T | undefined {
     try {
       return fn();
     } catch (err) {
-      if (!(err instanceof FatalError)) throw err;
       this.stopTimers();
       this.stopped = true;
-      (this.deps.fatal ?? msgFatal)(err.message);
+      const path = this.exchange?.path ?? this.config.tlsRandomExchangeName;
+      (this.deps.fatal ?? msgFatal)(err instanceof FatalError ? err.message : `cannot update PRNG exchange file ${path}: ${errorReason(err)}`);
       return undefined;
     }
   }

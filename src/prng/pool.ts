@@ -25,8 +25,20 @@
  *     with a zero-length generate, so it stays bounded however long no seed is asked for.
  *   - generate(): HMAC_DRBG Generate in pieces of at most 65536 bytes; when the DRBG's reseed
  *     counter runs out (2^48 requests) it is reseeded from the CSPRNG first.
+ *   - Failure: when the CSPRNG or the DRBG throws in the middle of an operation (a reseed
+ *     whose CSPRNG draw fails, a generate or a fold that breaks off), the pool is marked
+ *     failed and the error is passed on. A failed pool produces nothing until a reseed from
+ *     the CSPRNG has succeeded: generate() tries that reseed first and throws while it fails,
+ *     so output never comes from a state that an interrupted update left half-done, and a
+ *     pool whose entropy source is gone refuses instead of serving on, as OpenSSL's
+ *     RAND_bytes() then does. generate() hands out its buffer only when every byte of it was
+ *     produced; on failure the partial output is wiped.
  * LIMITS
  *   Nothing here logs; pool bytes and inputs are never passed to the log.
+ * DIAGNOSTICS
+ *   generate() and addEntropy() throw the CSPRNG's or the DRBG's error; stir() throws only
+ *   when a fold fails; all three then leave the pool failed (see above). The error of a
+ *   destroyed pool: "PRNG pool used after destroy()".
  * SEE ALSO
  *   tlsmgr/tlsmgr.c tlsmgr_pre_init(), tlsmgr_loop(); prng/drbg.ts
  */
@@ -68,6 +80,8 @@ export class PrngPool {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private destroyed = false;
+  /** An operation broke off: no output before a successful reseed from the CSPRNG. */
+  private failed = false;
 
   private constructor(deps: PoolDeps) {
     this.random = deps.randomBytes ?? randomBytes;
@@ -84,7 +98,8 @@ export class PrngPool {
   /** Mix external entropy (source bytes, exchange-file contents): a reseed, CSPRNG included. */
   addEntropy(data: Buffer): void {
     this.alive();
-    this.drbg.reseed(Buffer.concat([data, this.random(MIN_ENTROPY)]), this.takePending());
+    this.guarded(() => this.drbg.reseed(Buffer.concat([data, this.random(MIN_ENTROPY)]), this.takePending()));
+    this.failed = false;
   }
 
   /** Queue the time of day, and optionally non-entropy data, as additional input. */
@@ -96,20 +111,31 @@ export class PrngPool {
     if (extra !== undefined && extra.length > 0) {
       this.queue(extra.length <= EXTRA_DIRECT ? Buffer.from(extra) : createHash('sha256').update(extra).digest());
     }
-    if (this.pendingBytes > STIR_FOLD) this.drbg.generate(0, { additional: this.takePending() });
+    if (this.pendingBytes > STIR_FOLD) this.guarded(() => this.drbg.generate(0, { additional: this.takePending() }));
   }
 
-  /** n pseudo-random bytes (any n >= 0). */
+  /** n pseudo-random bytes (any n >= 0); throws, and hands out nothing, when they cannot be made. */
   generate(n: number): Buffer {
     this.alive();
     const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    do {
-      if (this.drbg.reseedRequired) this.drbg.reseed(this.random(MIN_ENTROPY), this.takePending());
-      const len = Math.min(n - off, MAX_BYTES_PER_REQUEST);
-      this.drbg.generate(len, { additional: this.takePending() }).copy(out, off);
-      off += len;
-    } while (off < n);
+    try {
+      this.guarded(() => {
+        if (this.failed) {
+          this.drbg.reseed(this.random(MIN_ENTROPY), this.takePending());
+          this.failed = false;
+        }
+        let off = 0;
+        do {
+          if (this.drbg.reseedRequired) this.drbg.reseed(this.random(MIN_ENTROPY), this.takePending());
+          const len = Math.min(n - off, MAX_BYTES_PER_REQUEST);
+          this.drbg.generate(len, { additional: this.takePending() }).copy(out, off);
+          off += len;
+        } while (off < n);
+      });
+    } catch (err) {
+      out.fill(0);
+      throw err;
+    }
     return out;
   }
 
@@ -126,6 +152,16 @@ export class PrngPool {
 
   private alive(): void {
     if (this.destroyed) throw new Error('PRNG pool used after destroy()');
+  }
+
+  /* guarded - run a CSPRNG/DRBG step; if it throws, the pool is failed until a CSPRNG reseed */
+  private guarded<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
   }
 
   private queue(b: Buffer): void {

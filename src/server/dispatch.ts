@@ -5,13 +5,19 @@
  *   const d = new Dispatcher(deps); d.handle(req: Request): Buffer | Promise<Buffer>
  * DESCRIPTION
  *   The request branches of tlsmgr.c tlsmgr_service() (spec 2.3-2.8), after the scan:
- *   - seed: size 1..255 -> that many random bytes; else `bogus seed length` and FAIL;
+ *   - seed: size 1..255 -> that many random bytes; else `bogus seed length` and FAIL. When
+ *     the bytes cannot be produced (deps.seed throws, or returns anything but exactly `size`
+ *     bytes): ERR with an empty seed, as tlsmgr.c 3.7.21+ answers a RAND_bytes() failure,
+ *     never bytes: Postfix clients mix whatever seed data comes back into their PRNG and
+ *     disable TLS on a non-OK status. The seed bytes are wiped once the reply is encoded;
  *   - policy/lookup/update/delete: the cache type must be smtpd, smtp or lmtp (`bogus cache
  *     type`, FAIL); policy answers for disabled types too; the others FAIL on a disabled type;
  *     lookup hit OK / miss ERR; update always OK; delete OK if it existed, else ERR;
  *   - tktkey: keyname empty or 16 bytes (else `invalid session ticket key name length`,
  *     FAIL); the smtpd timeout drives the keys (<= 0: ERR); an unknown name: ERR with the name
  *     echoed, as Postfix 3.7 does.
+ *   Before each request deps.stir mixes the time into the pool; a stir that throws is a
+ *   warning and the request is served all the same (Postfix's RAND_seed() cannot fail).
  *   Replies are encoded here; FAIL replies always carry empty data. The clear session of a
  *   lookup hit and of an update is wiped once the reply is encoded (the store keeps only
  *   sealed records, cache/seal.ts).
@@ -19,7 +25,10 @@
  *   shared (Redis) cache or key ring may answer later, and then handle() returns a promise
  *   of the reply, which never rejects (cache/session-cache.ts).
  * DIAGNOSTICS
- *   Warnings through deps.warn, with peer text made printable and cut to 100 characters.
+ *   Warnings through deps.warn, with peer text made printable and cut to 100 characters;
+ *   "cannot generate <n> seed bytes: <reason>" and "cannot stir the PRNG pool: <reason>"
+ *   name the error only (log/printable.ts errorReason), never bytes. Postfix logs nothing
+ *   for a failed seed.
  * SEE ALSO
  *   tlsmgr/tlsmgr.c tlsmgr_service(), tlsmgr_key()
  */
@@ -28,7 +37,7 @@ import type { CacheTable } from '../cache/caches.js';
 import type { Maybe, SessionCache } from '../cache/session-cache.js';
 import type { Clock } from '../clock.js';
 import { CACHE_TYPES, type CacheType } from '../config/types.js';
-import { printable } from '../log/printable.js';
+import { errorReason, printable } from '../log/printable.js';
 import { REQ, SEED_MAX, STAT, TICKET } from '../protocol/names.js';
 import type { Request } from '../protocol/requests.js';
 import { encodeResponse, failResponse } from '../protocol/responses.js';
@@ -48,6 +57,7 @@ export interface DispatchDeps {
 
 const EMPTY = Buffer.alloc(0);
 const UPDATE_OK = encodeResponse({ request: REQ.UPDATE, status: STAT.OK });
+const SEED_ERR = encodeResponse({ request: REQ.SEED, status: STAT.ERR, seed: EMPTY });
 
 /* then - apply f at once to a value, or when a promise settles (no promise for local caches) */
 function then<T>(v: Maybe<T>, f: (x: T) => Buffer): Maybe<Buffer> {
@@ -79,7 +89,7 @@ export class Dispatcher {
   constructor(private readonly deps: DispatchDeps) {}
 
   handle(req: Request): Maybe<Buffer> {
-    this.deps.stir?.();
+    this.stir();
     switch (req.request) {
       case REQ.SEED:
         return this.seed(req.size);
@@ -116,7 +126,31 @@ export class Dispatcher {
       this.deps.warn(`bogus seed length "${size}" in "seed" request`);
       return failResponse(REQ.SEED);
     }
-    return encodeResponse({ request: REQ.SEED, status: STAT.OK, seed: this.deps.seed(size) });
+    let bytes: Buffer;
+    try {
+      bytes = this.deps.seed(size);
+    } catch (err) {
+      this.deps.warn(`cannot generate ${size} seed bytes: ${errorReason(err)}`);
+      return SEED_ERR;
+    }
+    if (!Buffer.isBuffer(bytes) || bytes.length !== size) {
+      const got = Buffer.isBuffer(bytes) ? `${bytes.length} bytes` : typeof bytes;
+      if (Buffer.isBuffer(bytes)) bytes.fill(0);
+      this.deps.warn(`cannot generate ${size} seed bytes: the PRNG returned ${got}`);
+      return SEED_ERR;
+    }
+    const reply = encodeResponse({ request: REQ.SEED, status: STAT.OK, seed: bytes });
+    bytes.fill(0); // produced for this reply only: do not leave it behind
+    return reply;
+  }
+
+  /* stir - the time into the pool before a request; losing one stir loses nothing secret */
+  private stir(): void {
+    try {
+      this.deps.stir?.();
+    } catch (err) {
+      this.deps.warn(`cannot stir the PRNG pool: ${errorReason(err)}`);
+    }
   }
 
   private tktkey(keyname: Buffer): Maybe<Buffer> {

@@ -341,18 +341,19 @@ test('onRequest brackets every readable event, as multi_server brackets its serv
 });
 
 test('an exception in a request handler becomes that request\'s FAIL; the server lives on', async () => {
-  const h = makeHarness({
-    seed: () => {
-      throw new Error('RNG failure');
-    },
-  });
+  // (A seed source that throws is the dispatcher's ERR, dispatch.test.ts; the key ring is not.)
+  const h = makeHarness();
+  h.tickets.key = () => {
+    throw new Error('key ring failure');
+  };
+  const tktkey = req('tktkey', ['keyname', '']);
   const { path } = await serve(h);
   const c = await open(path);
-  await exactReply(c, seed('8'), `status\0${FAIL}\0seed\0\0\0`);
-  assert.deepEqual(h.takeWarnings(), ['"seed" request failed: RNG failure']);
+  await exactReply(c, tktkey, `status\0${FAIL}\0keybuf\0\0\0`);
+  assert.deepEqual(h.takeWarnings(), ['"tktkey" request failed: key ring failure']);
   await exactReply(c, req('policy', ['cache_type', 'smtpd']), `status\0${OK}\0cachable\x001\0timeout\x003600\0\0`);
   const d = await open(path);
-  await exactReply(d, seed('8'), `status\0${FAIL}\0seed\0\0\0`);
+  await exactReply(d, tktkey, `status\0${FAIL}\0keybuf\0\0\0`);
 });
 
 test('a client that disconnects in the middle of a request does not disturb the server', async () => {

@@ -5,7 +5,8 @@
  * 55, 57, 58): seed sizes, policy and timeout sanitising, lookup/update/delete with disabled
  * and unknown types, expiry at t+T and t+T+1, corrupt stored records, non-UTF-8 cache ids,
  * the same-database fatal, and ticket keys (record layout, tout, reuse, rotation, lookup by
- * name, grace period, third rotation, bad name lengths, smtpd timeout 0).
+ * name, grace period, third rotation, bad name lengths, smtpd timeout 0); a seed whose bytes
+ * cannot be produced (the source throws or returns the wrong length) is ERR with an empty seed.
  */
 
 import assert from 'node:assert/strict';
@@ -103,6 +104,51 @@ test('scenario 54: size " 5", "+5", "05" -> 5 bytes; "4294967297" -> 1 byte; "5 
     exact(h, seedReq(text), SEED_FAIL, JSON.stringify(text));
     assert.deepEqual(h.takeWarnings(), [`malformed numerical data from tlsmgr socket while reading input attribute value: ${text}`]);
   }
+});
+
+const SEED_ERR = `status\0${ERR}\0seed\0\0\0`;
+
+test('a seed source that throws -> ERR with an empty seed (tlsmgr.c 3.7.21+), one warning, no bytes', () => {
+  const h = makeHarness({
+    seed: () => {
+      throw new Error('RNG failure');
+    },
+  });
+  for (const n of ['1', '32', '255']) {
+    exact(h, seedReq(n), SEED_ERR, n);
+    assert.deepEqual(h.takeWarnings(), [`cannot generate ${n} seed bytes: RNG failure`]);
+  }
+  // Sizes out of range are still the scan's FAIL, before any source is asked.
+  exact(h, seedReq('0'), SEED_FAIL);
+  assert.deepEqual(h.takeWarnings(), ['bogus seed length "0" in "seed" request']);
+  exact(h, req('policy', ['cache_type', 'smtpd']), `status\0${OK}\0cachable\x001\0timeout\x003600\0\0`, 'the rest is served');
+});
+
+test('a seed source that returns fewer or more bytes than asked, or no buffer -> ERR with an empty seed', () => {
+  const cases: Array<[string, (n: number) => Buffer, string]> = [
+    ['empty', () => Buffer.alloc(0), '0 bytes'],
+    ['short', (n) => Buffer.alloc(n - 1, 0xaa), '31 bytes'],
+    ['long', (n) => Buffer.alloc(n + 1, 0xaa), '33 bytes'],
+    ['none', () => undefined as unknown as Buffer, 'undefined'],
+  ];
+  for (const [label, seed, got] of cases) {
+    const h = makeHarness({ seed });
+    exact(h, seedReq('32'), SEED_ERR, label);
+    assert.deepEqual(h.takeWarnings(), [`cannot generate 32 seed bytes: the PRNG returned ${got}`], label);
+  }
+});
+
+test('the seed bytes are wiped once the reply is encoded', () => {
+  const given: Buffer[] = [];
+  const h = makeHarness({
+    seed: (n) => {
+      const b = Buffer.alloc(n, 0x5a);
+      given.push(b);
+      return b;
+    },
+  });
+  exact(h, seedReq('3'), `status\x000\0seed\0${Buffer.alloc(3, 0x5a).toString('base64')}\0\0`);
+  assert.deepEqual(given, [Buffer.alloc(3)]);
 });
 
 /* ---------------- policy ---------------- */

@@ -12,11 +12,15 @@
  * - exchange file: written at post-init and by beforeExit(); removed -> warning, exit(0), not
  *   recreated; a read failure at post-init goes to fatal(); no name: no file, no timer;
  * - timers: intervals within [0, period], periods clamped to 8421504 s; close() stops them;
- * - seed(): n bytes, fresh each time; stir(): the time once per event-loop turn, extra data always.
+ * - seed(): n bytes, fresh each time; stir(): the time once per event-loop turn, extra data always;
+ * - a pool whose CSPRNG fails: the source bytes it cannot take are a warning (no exit), seed()
+ *   throws until the CSPRNG works again, the reseed timer takes pid & 0xff; an exchange-file
+ *   update the pool breaks is a fatal() with its reason, not an exception out of the timer.
  */
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +29,7 @@ import { after, test } from 'node:test';
 import { FatalError } from '../../src/errors.js';
 import { EXCH_SIZE } from '../../src/prng/exchange.js';
 import { PrngManager, type PrngConfig } from '../../src/prng/manager.js';
+import type { PoolDeps } from '../../src/prng/pool.js';
 import { PERIOD_MAX } from '../../src/prng/schedule.js';
 import { FakeTimers } from '../helpers/fake-timers.js';
 
@@ -44,7 +49,7 @@ interface Run {
   readonly fed: number[];
 }
 
-async function start(over: Partial<PrngConfig> = {}, opts: { ioTimeoutMs?: number; postInit?: boolean } = {}): Promise<Run> {
+async function start(over: Partial<PrngConfig> = {}, opts: { ioTimeoutMs?: number; postInit?: boolean; pool?: PoolDeps } = {}): Promise<Run> {
   const exch = join(dir, `prng_exch-${++serial}`);
   const config: PrngConfig = {
     tlsRandomSource: 'dev:/dev/urandom',
@@ -65,6 +70,7 @@ async function start(over: Partial<PrngConfig> = {}, opts: { ioTimeoutMs?: numbe
     exit: (c) => r.exits.push(c),
     ioTimeoutMs: opts.ioTimeoutMs ?? 2000,
     timers: r.timers,
+    pool: opts.pool,
   });
   const add = m.pool.addEntropy.bind(m.pool);
   m.pool.addEntropy = (b: Buffer): void => {
@@ -346,6 +352,56 @@ test('stir(): the time goes in once per event-loop turn; extra data every time',
     r.m.stir();
     r.m.stir();
     assert.deepEqual(calls, ['time', 'extra', 'time']);
+  } finally {
+    r.m.close();
+  }
+});
+
+/** Node's CSPRNG, failing while `armed`. */
+function switchableCsprng(): PoolDeps & { armed: boolean } {
+  const d = {
+    armed: false,
+    randomBytes: (n: number): Buffer => {
+      if (d.armed) throw new Error('CSPRNG failure');
+      return randomBytes(n);
+    },
+  };
+  return d;
+}
+
+test('the pool cannot take the device bytes: a warning, no exit; seeds refused until it recovers; timer r = pid & 0xff (0: 255)', async () => {
+  const csprng = switchableCsprng();
+  const r = await start({ tlsRandomExchangeName: '' }, { pool: csprng });
+  try {
+    assert.equal(r.m.seed(32).length, 32);
+    csprng.armed = true;
+    await tick(r);
+    assert.deepEqual(r.warnings, ['cannot reseed the PRNG pool: CSPRNG failure']);
+    assert.deepEqual(r.infos, [], 'not taken for a device failure');
+    assert.deepEqual(r.exits, []);
+    assert.equal(r.m.lastReseedInterval, Math.floor((3600 * ((process.pid & 0xff) || 0xff)) / 255));
+    assert.equal(r.timers.size, 1, 're-armed');
+    assert.throws(() => r.m.seed(32), /CSPRNG failure/);
+    csprng.armed = false;
+    assert.equal(r.m.seed(32).length, 32);
+    await tick(r);
+    assert.equal(r.warnings.length, 1, 'a good reseed is quiet again');
+    assert.deepEqual(r.exits, []);
+  } finally {
+    r.m.close();
+  }
+});
+
+test('an exchange-file update the pool breaks: fatal() with the reason, timers stopped, nothing thrown', async () => {
+  const csprng = switchableCsprng();
+  const r = await start({ tlsRandomSource: '' }, { pool: csprng });
+  try {
+    const before = readFileSync(r.exch);
+    csprng.armed = true;
+    await tick(r);
+    assert.deepEqual(r.fatals, [`cannot update PRNG exchange file ${r.exch}: CSPRNG failure`]);
+    assert.equal(r.timers.size, 0);
+    assert.ok(readFileSync(r.exch).equals(before), 'nothing written');
   } finally {
     r.m.close();
   }

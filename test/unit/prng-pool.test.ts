@@ -4,9 +4,13 @@
  * the CSPRNG at instantiate and at every reseed, time ^ pid in the nonce, source bytes
  * (addEntropy), time per stir, non-entropy extra data; the stir queue is bounded and folded;
  * generate() serves any size, reseeds by itself when the DRBG demands it; randomByte().
+ * Failure: a CSPRNG draw that fails in a reseed, or an HMAC that breaks off inside generate()
+ * or a stir fold (node:crypto patched for the length of one test), leaves the pool failed: it
+ * hands out nothing until a reseed from the CSPRNG has worked, and never partial output.
  */
 
 import assert from 'node:assert/strict';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { test } from 'node:test';
 import { PrngPool, STIR_FOLD, type PoolDeps } from '../../src/prng/pool.js';
 
@@ -136,4 +140,93 @@ test('destroy() leaves a pool that refuses to generate', () => {
   const p = PrngPool.create();
   p.destroy();
   assert.throws(() => p.generate(1));
+});
+
+/** Counter "CSPRNG" that throws while `armed`, recording every draw (also the failed ones). */
+function switchable(): PoolDeps & { armed: boolean; calls: number[] } {
+  const d = fixed();
+  const draw = d.randomBytes as (n: number) => Buffer;
+  const s = {
+    ...d,
+    armed: false,
+    randomBytes: (n: number): Buffer => {
+      if (s.armed) {
+        d.calls.push(-n);
+        throw new Error('CSPRNG failure');
+      }
+      return draw(n);
+    },
+  };
+  return s;
+}
+
+test('a CSPRNG failure in addEntropy fails the pool: no output until a CSPRNG reseed works', () => {
+  const d = switchable();
+  const p = PrngPool.create(d);
+  p.generate(8);
+  d.armed = true;
+  assert.throws(() => p.addEntropy(Buffer.from('source bytes')), /CSPRNG failure/);
+  for (let i = 0; i < 3; i++) assert.throws(() => p.generate(32), /CSPRNG failure/, 'refuses while the CSPRNG fails');
+  assert.throws(() => p.randomByte(), /CSPRNG failure/);
+  assert.deepEqual(d.calls, [16, 32, -32, -32, -32, -32, -32], 'each refusal is a reseed attempt');
+  d.armed = false;
+  assert.equal(p.generate(32).length, 32);
+  assert.deepEqual(d.calls.slice(-1), [32], 'the reseed came before the output');
+  p.generate(32);
+  assert.deepEqual(d.calls.slice(-1), [32], 'recovered: no more reseeds');
+  // A good addEntropy also recovers it (its reseed draws the CSPRNG too).
+  d.armed = true;
+  assert.throws(() => p.addEntropy(Buffer.from('x')));
+  d.armed = false;
+  p.addEntropy(Buffer.from('y'));
+  const before = d.calls.length;
+  p.generate(32);
+  assert.equal(d.calls.length, before, 'no extra reseed after a good addEntropy');
+});
+
+/* withFailingHmac - run fn while createHmac throws from its `after`-th call on (0 = at once) */
+function withFailingHmac(after: number, fn: (state: { calls: number; armed: boolean }) => void): void {
+  const crypto = createRequire(import.meta.url)('node:crypto') as { createHmac: (...a: unknown[]) => unknown };
+  const real = crypto.createHmac;
+  const state = { calls: 0, armed: true };
+  crypto.createHmac = function (this: unknown, ...a: unknown[]): unknown {
+    if (state.armed && state.calls++ >= after) throw new Error('HMAC failure');
+    return Reflect.apply(real, this, a);
+  };
+  syncBuiltinESMExports();
+  try {
+    fn(state);
+  } finally {
+    crypto.createHmac = real;
+    syncBuiltinESMExports();
+  }
+}
+
+test('a DRBG that breaks off inside generate(): nothing is handed out, the next output follows a CSPRNG reseed', () => {
+  const d = fixed();
+  const p = PrngPool.create(d);
+  const ref = PrngPool.create(fixed());
+  assert.ok(p.generate(32).equals(ref.generate(32)));
+  withFailingHmac(1, (state) => {
+    // The first V update of the 64-byte output succeeds, the second fails: half-made output.
+    assert.throws(() => p.generate(64), /HMAC failure/);
+    state.armed = false;
+  });
+  assert.deepEqual(d.calls, [16, 32]);
+  const next = p.generate(32);
+  assert.deepEqual(d.calls, [16, 32, 32], 'reseeded from the CSPRNG before producing again');
+  assert.ok(!next.equals(ref.generate(32)), 'not the output of the interrupted state');
+});
+
+test('a stir whose fold breaks off throws and fails the pool; the next generate reseeds first', () => {
+  const d = fixed();
+  const p = PrngPool.create(d);
+  withFailingHmac(0, () => {
+    assert.throws(() => {
+      for (let i = 0; i < 1000; i++) p.stir(Buffer.alloc(64, i));
+    }, /HMAC failure/);
+  });
+  assert.deepEqual(d.calls, [16, 32]);
+  assert.equal(p.generate(16).length, 16);
+  assert.deepEqual(d.calls, [16, 32, 32]);
 });
