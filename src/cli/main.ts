@@ -212,7 +212,7 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
   const opts = parseDaemonArgs(argv);
   const serviceName = opts.serviceName ?? progName;
   const configDir = env.MAIL_CONFIG || '/etc/postfix';
-  const { config, lookup } = loadConfig({ configDir, overrides: opts.overrides, warn: msgWarn });
+  const { config, lookup } = loadConfig({ configDir, overrides: opts.overrides, warn: msgWarn, processName: progName, serviceName });
   // Then it is $syslog_name/process name: mail_params_init() re-exports MAIL_LOGTAG from
   // syslog_name (with -o overrides) before mail_task(var_procname); -n changes only service_name.
   setLogTag(`${config.syslogName}/${progName}`);
@@ -289,7 +289,7 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
   process.on('SIGHUP', () => {
     let fresh: TlsmgrConfig;
     try {
-      fresh = loadConfig({ configDir, overrides: opts.overrides, warn: msgWarn }).config;
+      fresh = loadConfig({ configDir, overrides: opts.overrides, warn: msgWarn, processName: progName, serviceName }).config;
     } catch (err) {
       msgWarn(`reload: ${(err as Error).message} -- keeping the running configuration`);
       return;

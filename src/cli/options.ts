@@ -13,6 +13,8 @@
  *   -o values are checked with split_nameval() at once and kept as given (config/load.ts
  *   applies them); -s is converted with atoi() like Postfix; -i and -m are checked after
  *   the whole command line, as mail_params_init() checks max_use and then max_idle.
+ *   -n alone names the service: "-o service_name=..." and "-o process_name=..." are kept
+ *   like any -o, and config/load.ts puts the real names back over them (read-only).
  * DIAGNOSTICS
  *   FatalError, with multi_server.c's texts: "invalid option: <c>" (also for a missing
  *   option argument: getopt() then returns '?' with optopt = <c>),

@@ -4,8 +4,13 @@
  * DESCRIPTION
  *   loadConfig() follows the order of multi_server_main(): the configuration table starts
  *   with config_directory and process_name, main.cf is read into it (mail_conf_suck()),
- *   each "-o name=value" replaces an entry (mail_conf_update()), service_name is entered,
- *   then parameters are read in the order of mail_params_init() followed by tlsmgr.c's
+ *   each "-o name=value" replaces an entry (mail_conf_update()), then process_name and
+ *   service_name are entered (again): both are read-only, so neither main.cf nor
+ *   "-o process_name=..." / "-o service_name=..." changes $process_name or $service_name,
+ *   silently, as in Postfix 3.12 (snapshot 20260508 on; Postfix 3.7-3.11 protect only
+ *   service_name this way; postconf(1) warns "read-only parameter assignment" for both).
+ *   The real names are opts.processName (basename of argv[0]) and opts.serviceName (-n).
+ *   Then parameters are read in the order of mail_params_init() followed by tlsmgr.c's
  *   time, int and string tables, and last the extensions (tlsmgr_* and the per-cache limits
  *   *_tls_session_cache_max_entries, _max_size, _max_entry_size: 0 = no limit).
  *
@@ -183,6 +188,9 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
     if ('error' in nv) throw new FatalError(`invalid "-o ${o}" option value: ${nv.error}`);
     dict.set(nv.name, nv.value);
   }
+  // Read-only: a $process_name or $service_name in syslog_name, a path or any other value
+  // must name this very process and service, whatever main.cf or master.cf -o say.
+  dict.set('process_name', processName);
   dict.set('service_name', opts.serviceName ?? processName);
 
   const t = new ConfTable(dict, warn);

@@ -262,3 +262,25 @@ test('Debian main.cf values agree with postconf -x', { skip: !HAVE_POSTCONF && '
   const out = execFileSync(POSTCONF, ['-c', dir, '-xh', ...names], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().split('\n');
   names.forEach((n, i) => assert.equal(lookup(n), out[i], n));
 });
+
+test('process_name and service_name are read-only: neither main.cf nor -o renames them (Postfix 3.12)', () => {
+  const warnings: string[] = [];
+  const dir = dirWith('process_name = evilmain\nservice_name = evilsvc\nsyslog_name = p-$process_name-s-$service_name\n');
+  const r = loadConfig({
+    configDir: dir,
+    overrides: ['process_name=evil', 'service_name=evil2', 'tlsmgr_service_name=$service_name'],
+    warn: (m) => warnings.push(m),
+    processName: 'tlsmgr',
+    serviceName: 'tls2',
+  });
+  assert.equal(r.config.syslogName, 'p-tlsmgr-s-tls2');
+  assert.equal(r.config.tlsmgrServiceName, 'tls2');
+  assert.equal(r.lookup('process_name'), 'tlsmgr');
+  assert.equal(r.lookup('service_name'), 'tls2');
+  // main.cf over the entry made before it warns as dict_load_fp() does; the -o and the
+  // read-only rule are silent, as in Postfix's daemons (postconf(1) is the one that warns).
+  assert.deepEqual(warnings, [`${dir}/main.cf, line 1: overriding earlier entry: process_name=tlsmgr`]);
+  // Without -n the service is named after the process.
+  const plain = loadConfig({ configDir: dir, overrides: ['service_name=evil2'], processName: 'tlsmgr' });
+  assert.equal(plain.config.syslogName, 'p-tlsmgr-s-tlsmgr');
+});

@@ -96,3 +96,11 @@ test('-m and -i are checked after the command line, max_use first', () => {
   fatal(['-i', 'abc', '-x'], 'invalid option: x');
   fatal(['-i', 'abc', '-m', 'abc'], 'bad numerical configuration: max_use = abc');
 });
+
+test('-n alone names the service: -o service_name= and -o process_name= stay plain overrides', () => {
+  const o = parseDaemonArgs(['-o', 'service_name=evil', '-o', 'process_name=evil']);
+  assert.equal(o.serviceName, undefined);
+  assert.deepEqual(o.overrides, ['service_name=evil', 'process_name=evil']);
+  const n = parseDaemonArgs(['-n', 'tls2', '-o', 'service_name=evil', '-n', 'tls3']);
+  assert.equal(n.serviceName, 'tls3');
+});

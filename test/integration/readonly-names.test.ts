@@ -1,0 +1,112 @@
+/*
+ * readonly-names - process_name and service_name cannot be renamed (Postfix 3.12 from snapshot
+ * 20260508: multi_server.c re-enters both after the -o options; 3.7-3.11 already ignore
+ * `-o service_name=`), through the real daemon, `node bin/tlsmgr` standalone:
+ * - main.cf `process_name = evilmain`, `-o process_name=evil` and `-o service_name=evil`:
+ *   $process_name and $service_name in syslog_name still expand to "tlsmgr", so the log tag
+ *   is unchanged, and the socket is $queue_directory/private/tlsmgr, not .../evil;
+ * - `-n tls2 -o service_name=evil`: the service is tls2 (socket private/tls2, and
+ *   $service_name in the log tag), as master(8) names it.
+ * Every wait is bounded.
+ */
+
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { REPO } from '../../bench/daemon.js';
+import { TlsmgrClient } from '../../src/client/client.js';
+
+const BIN = join(REPO, 'bin', 'tlsmgr');
+const work = mkdtempSync(join(tmpdir(), 'tlsmgr-names-'));
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Run {
+  readonly dir: string;
+  readonly child: ChildProcess;
+  readonly stderr: () => string;
+}
+
+function run(mainCf: string, args: string[]): Run {
+  const dir = mkdtempSync(join(work, 'inst-'));
+  for (const d of ['etc', 'queue/private', 'data']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  const owner = process.getuid?.() === 0 ? 'root' : userInfo().username;
+  writeFileSync(join(dir, 'etc/main.cf'),
+    `queue_directory = ${dir}/queue\ndata_directory = ${dir}/data\nmail_owner = ${owner}\ncompatibility_level = 3.6\n${mainCf}`);
+  const env: NodeJS.ProcessEnv = { ...process.env, MAIL_CONFIG: join(dir, 'etc') };
+  delete env.GENERATION;
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  return { dir, child, stderr: () => err };
+}
+
+/** Wait (bounded) until the daemon answers a seed on `socket`. */
+async function serving(r: Run, socket: string): Promise<void> {
+  const end = Date.now() + 15_000;
+  for (;;) {
+    if (r.child.exitCode !== null) throw new Error(`tlsmgr exited: ${r.stderr()}`);
+    if (existsSync(socket)) {
+      const c = await TlsmgrClient.connect(socket, { timeoutMs: 5000 });
+      try {
+        assert.equal((await c.seed(8)).status, 0);
+        return;
+      } finally {
+        c.close();
+      }
+    }
+    if (Date.now() > end) throw new Error(`no socket ${socket}: ${r.stderr()}`);
+    await sleep(50);
+  }
+}
+
+function stop(r: Run): Promise<number | string> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      r.child.kill('SIGKILL');
+      resolve('no exit within 5000 ms');
+    }, 5000);
+    r.child.once('exit', (code, signal) => {
+      clearTimeout(t);
+      resolve(code ?? signal ?? 'unknown');
+    });
+    r.child.kill('SIGTERM');
+  });
+}
+
+const TAGGED = 'syslog_name=p-$process_name-s-$service_name';
+const literal = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test('main.cf and -o cannot rename process_name or service_name: same socket, same log tag', async () => {
+  const r = run('process_name = evilmain\n', ['-o', 'process_name=evil', '-o', 'service_name=evil', '-o', TAGGED]);
+  const socket = join(r.dir, 'queue', 'private', 'tlsmgr');
+  try {
+    await serving(r, socket);
+    assert.equal(existsSync(join(r.dir, 'queue', 'private', 'evil')), false);
+    assert.match(r.stderr(), new RegExp(` p-tlsmgr-s-tlsmgr/tlsmgr\\[${r.child.pid}\\]: listening on ${literal(socket)}\\n`));
+    assert.doesNotMatch(r.stderr(), /evil/);
+  } finally {
+    assert.equal(await stop(r), 0, r.stderr());
+  }
+});
+
+test('-n names the service; -o service_name= does not: socket private/tls2, $service_name = tls2', async () => {
+  const r = run('', ['-n', 'tls2', '-o', 'service_name=evil', '-o', TAGGED]);
+  const socket = join(r.dir, 'queue', 'private', 'tls2');
+  try {
+    await serving(r, socket);
+    assert.equal(existsSync(join(r.dir, 'queue', 'private', 'evil')), false);
+    assert.match(r.stderr(), new RegExp(` p-tlsmgr-s-tls2/tlsmgr\\[${r.child.pid}\\]: listening on ${literal(socket)}\\n`));
+  } finally {
+    assert.equal(await stop(r), 0, r.stderr());
+  }
+});
