@@ -111,6 +111,11 @@ export class Attr0Reader {
     return this.state === State.Start && this.pos >= this.buf.length;
   }
 
+  /** Bytes of unconsumed input held. */
+  get buffered(): number {
+    return this.buf.length - this.pos;
+  }
+
   /** Parse as far as the buffered bytes allow; null when more input is needed. */
   next(): ReadEvent | null {
     for (;;) {

@@ -25,7 +25,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { CacheTable } from '../cache/caches.js';
@@ -43,9 +43,10 @@ import { setGroups, setUser } from '../master/privs.js';
 import { MasterStatus, parseGeneration } from '../master/status.js';
 import { startWatchdog } from '../master/watchdog.js';
 import { PrngManager } from '../prng/manager.js';
-import { serveBytes, serveConnection, type ConnectionContext } from '../server/connection.js';
+import { serveBytes, type ConnectionContext } from '../server/connection.js';
 import { Dispatcher } from '../server/dispatch.js';
 import { createTlsmgrServer, listenStandalone } from '../server/server.js';
+import { ConnectionGuard, type GuardLimits } from '../server/guard.js';
 import { TicketKeyRing } from '../tickets/keys.js';
 import type { TicketKeySource } from '../tickets/shared.js';
 import { ClusterLinks } from '../cluster/open.js';
@@ -89,6 +90,8 @@ interface Daemon {
   readonly tickets: TicketKeySource;
   readonly prng: PrngManager;
   readonly cluster: ClusterLinks;
+  /** The live process-wide client bounds (a standalone reload changes them in place). */
+  readonly guardLimits: GuardLimits;
 }
 
 /* preInit - everything that needs privileges, before chroot and privilege drop */
@@ -122,12 +125,18 @@ async function preInit(config: TlsmgrConfig, path: string, cacheFiles = true): P
     throw err;
   }
   const dispatcher = new Dispatcher({ caches, tickets, seed: (n) => prng.seed(n), stir: () => prng.stir(), clock: systemClock, warn: msgWarn });
+  const guardLimits: GuardLimits = {
+    connectionLimit: config.connectionLimit,
+    inputBufferLimit: config.inputBufferLimit,
+    requestDeadline: config.ipcTimeout,
+  };
   const ctx: ConnectionContext = {
     dispatcher,
     limits: { nameLimit: config.attrNameLimit, valueLimit: config.attrValueLimit, countLimit: config.attrCountLimit },
     scan: { path, cacheIdLimit: config.cacheIdLimit, sessionLimit: config.sessionLimit, warn: msgWarn },
+    guard: new ConnectionGuard(guardLimits, { warn: msgWarn, where: path }),
   };
-  return { ctx, caches, tickets, prng, cluster };
+  return { ctx, caches, tickets, prng, cluster, guardLimits };
 }
 
 /* postInit - timers, after chroot and privilege drop (PRNG reseed and exchange file first) */
@@ -143,6 +152,7 @@ function beforeExit(d: Daemon): void {
   d.caches.close();
   d.tickets.clear();
   d.cluster.close();
+  d.ctx.guard?.stop();
 }
 
 function readStdin(): Promise<Buffer> {
@@ -199,7 +209,7 @@ function dropTo(owner: { uid: number; gid: number } | null, config: TlsmgrConfig
 }
 
 function listenFd(fd: number, ctx: ConnectionContext): Promise<Server> {
-  const server = createServer({ allowHalfOpen: true }, (sock) => serveConnection(sock, ctx));
+  const server = createTlsmgrServer(ctx);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ fd }, () => resolve(server));
@@ -297,6 +307,7 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
     const restart = applyReload(current, fresh, {
       limits: d.ctx.limits as LiveSettings['limits'],
       scan: d.ctx.scan as LiveSettings['scan'],
+      guard: d.guardLimits,
       setSyslogName: (name) => setLogTag(`${name}/${progName}`),
     });
     current = fresh;

@@ -102,6 +102,8 @@ export const DEFAULTS = Object.freeze({
   tlsmgr_attr_count_limit: 32,
   tlsmgr_cache_id_limit: 65536,
   tlsmgr_session_limit: 1048576,
+  tlsmgr_connection_limit: 8192,
+  tlsmgr_input_buffer_limit: 67108864,
   tlsmgr_stats_interval: '3600s',
   smtpd_tls_session_cache_max_entries: 1000000,
   smtp_tls_session_cache_max_entries: 1000000,
@@ -244,6 +246,8 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
   const attrCountLimit = t.int('tlsmgr_attr_count_limit', D.tlsmgr_attr_count_limit, 1);
   const cacheIdLimit = t.int('tlsmgr_cache_id_limit', D.tlsmgr_cache_id_limit, 1);
   const sessionLimit = t.int('tlsmgr_session_limit', D.tlsmgr_session_limit, 1);
+  const connectionLimit = t.int('tlsmgr_connection_limit', D.tlsmgr_connection_limit, 1);
+  const inputBufferLimit = t.long('tlsmgr_input_buffer_limit', D.tlsmgr_input_buffer_limit, 1, Number.MAX_SAFE_INTEGER);
   const statsInterval = t.time('tlsmgr_stats_interval', D.tlsmgr_stats_interval, 0);
   // Cache limits: 0 = no limit. check_mail_conf_int() skips a zero minimum, so the sign is checked here.
   const limit = (name: string, n: number): number => {
@@ -291,6 +295,8 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
     attrCountLimit,
     cacheIdLimit,
     sessionLimit,
+    connectionLimit,
+    inputBufferLimit,
     statsInterval,
     syslogPath,
     tktkeyDatabase,

@@ -62,6 +62,10 @@ export interface TlsmgrConfig {
   readonly cacheIdLimit: number;
   /** tlsmgr_session_limit: largest decoded session in bytes (default 1048576). */
   readonly sessionLimit: number;
+  /** tlsmgr_connection_limit: client connections served at once (default 8192). */
+  readonly connectionLimit: number;
+  /** tlsmgr_input_buffer_limit: bytes of unfinished requests held by all clients (default 67108864). */
+  readonly inputBufferLimit: number;
   /** tlsmgr_stats_interval: seconds between cache statistics log lines, 0 = never (default 3600). */
   readonly statsInterval: number;
   /** tlsmgr_syslog_socket: the syslog(3) datagram socket (default /dev/log). */

@@ -38,6 +38,7 @@ import { createRequire } from 'node:module';
 import { basename, dirname } from 'node:path';
 import { FatalError } from '../errors.js';
 import { closeQuietly, errText } from './sources/source.js';
+import { asEffectiveUser, type UserIds } from '../master/eugid.js';
 
 /** TLS_PRNG_EXCH_SIZE. */
 export const EXCH_SIZE = 1024;
@@ -56,10 +57,7 @@ export interface ExchangePool {
   generate(n: number): Buffer;
 }
 
-export interface UserIds {
-  readonly uid: number;
-  readonly gid: number;
-}
+export type { UserIds };
 
 export interface ExchangeOpenOptions {
   /** $mail_owner's ids; with root privileges the file is opened as this user. */
@@ -88,24 +86,6 @@ export function dataRedirectFile(path: string, o: { ownerUid: number | null; mai
   return `${o.dataDirectory}/${basename(path)}`;
 }
 
-/** Run fn with effective uid/gid and group list of `ids` (set_eugid), then restore them. */
-function asEffectiveUser<T>(ids: UserIds, fn: () => T): T {
-  const p = process as NodeJS.Process & { setgroups?: (g: number[]) => void; getgroups?: () => number[] };
-  if (p.geteuid?.() !== 0 || ids.uid === 0 || !p.seteuid || !p.setegid) return fn();
-  const groups = p.getgroups?.() ?? [];
-  const egid = p.getegid?.() ?? 0;
-  p.setegid(ids.gid);
-  p.setgroups?.([ids.gid]);
-  p.seteuid(ids.uid);
-  try {
-    return fn();
-  } finally {
-    p.seteuid(0);
-    p.setgroups?.(groups);
-    p.setegid(egid);
-  }
-}
-
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -128,7 +108,7 @@ export class ExchangeFile {
       }
       return new ExchangeFile(path, fd, o.lockTimeoutMs ?? LOCK_TIMEOUT_MS, o.whileLocked);
     };
-    return o.owner === null ? open() : asEffectiveUser(o.owner, open);
+    return asEffectiveUser(o.owner, open);
   }
 
   /** The read-stir-write cycle of tls_prng_exch_update(). */

@@ -15,7 +15,10 @@
  *   - unknown request name: no reply, connection stays open (as Postfix);
  *   - end of input in the middle of a request: its FAIL reply when its name was complete,
  *     else nothing; then close;
- *   - a token or list over the configured bounds: one warning, the connection is closed.
+ *   - a token or list over the configured bounds: one warning, the connection is closed;
+ *   - with ctx.guard (server/guard.ts): a connection over tlsmgr_connection_limit is closed
+ *     at once without a greeting, and after every read the connection's unfinished bytes are
+ *     reported to the guard, which may close it (process-wide input bound, ipc_timeout).
  * DIAGNOSTICS
  *   Socket errors (ECONNRESET, EPIPE) close the connection quietly; nothing is thrown.
  * SEE ALSO
@@ -30,6 +33,7 @@ import { failResponse } from '../protocol/responses.js';
 import { errorReason } from '../log/printable.js';
 import type { Maybe } from '../cache/session-cache.js';
 import type { Dispatcher } from './dispatch.js';
+import type { ConnectionGuard, GuardSlot } from './guard.js';
 
 export interface ConnectionContext {
   readonly dispatcher: Dispatcher;
@@ -40,6 +44,8 @@ export interface ConnectionContext {
    * multi-server skeleton brackets its service routine (master status TAKEN/AVAIL).
    */
   readonly onRequest?: (busy: boolean) => void;
+  /** Process-wide bounds shared by every connection of every listener (server/guard.ts). */
+  readonly guard?: ConnectionGuard;
 }
 
 const KNOWN = new Set<string>(Object.values(REQ));
@@ -136,6 +142,20 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
     closed = true;
     sock.destroy();
   });
+  const guard = ctx.guard;
+  let slot: GuardSlot | null = null;
+  if (guard !== undefined) {
+    slot = guard.admit(() => {
+      closed = true;
+      sock.destroy();
+    });
+    if (slot === null) {
+      sock.destroy();
+      return;
+    }
+    const admitted = slot;
+    sock.once('close', () => guard.release(admitted));
+  }
   sock.write(GREETING);
 
   sock.on('data', (chunk: Buffer) => {
@@ -148,6 +168,7 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
     } finally {
       ctx.onRequest?.(false);
     }
+    if (slot !== null && !closed) guard?.account(slot, reader.buffered, reader.idle);
   });
 
   const serveChunk = (chunk: Buffer): void => {
@@ -213,6 +234,7 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
     if (closed) return;
     const trunc = reader.finish();
     closed = true;
+    if (slot !== null) guard?.account(slot, 0, true);
     const reply = trunc === null ? null : serveInput({ complete: false, trunc }, ctx).reply;
     if (reply instanceof Promise) {
       waiting = true;

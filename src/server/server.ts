@@ -12,15 +12,23 @@
  *   $queue_directory/private/$service_name itself. A stale socket is removed; a path where a
  *   live server answers is refused; a path that is not a socket is refused. The socket is
  *   created with mode 0600 (umask 0177 around bind, so there is no window with wider access)
- *   and, when running as root, handed to $mail_owner: Postfix's unprivileged smtpd and smtp
- *   processes run as that user, and nobody else may connect.
+ *   and belongs to $mail_owner: Postfix's unprivileged smtpd and smtp processes run as that
+ *   user, and nobody else may connect.
+ * SECURITY
+ *   private/ belongs to $mail_owner, so anything running as $mail_owner can replace names in
+ *   it at any moment. As master_listen.c does around LOCAL_LISTEN, a root daemon does every
+ *   step on that path (the liveness probe, the removal of a stale socket, the bind) with
+ *   $mail_owner's effective ids (master/eugid.ts): the socket is created owned by
+ *   $mail_owner, and there is no chown() by path that a symbolic link swapped in after
+ *   bind() could send to another file. unlink() removes a link, never its target.
  * DIAGNOSTICS
  *   listenStandalone() throws FatalError with Postfix-style wording.
  */
 
-import { chownSync, lstatSync, unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { FatalError } from '../errors.js';
+import { asEffectiveUser } from '../master/eugid.js';
 import { serveConnection, type ConnectionContext } from './connection.js';
 
 export function createTlsmgrServer(ctx: ConnectionContext): Server {
@@ -28,9 +36,10 @@ export function createTlsmgrServer(ctx: ConnectionContext): Server {
 }
 
 /** Resolve true if something accepts connections on the UNIX socket at path. */
-function socketIsLive(path: string, timeoutMs = 2000): Promise<boolean> {
+function socketIsLive(path: string, owner: SocketOwner | null, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = createConnection(path);
+    // connect() is issued synchronously, so it runs with owner's ids as well.
+    const s = asEffectiveUser(owner, () => createConnection(path));
     const done = (live: boolean): void => {
       clearTimeout(timer);
       s.destroy();
@@ -38,7 +47,9 @@ function socketIsLive(path: string, timeoutMs = 2000): Promise<boolean> {
     };
     const timer = setTimeout(() => done(true), timeoutMs); // accepted but silent: still someone's
     s.once('connect', () => done(true));
-    s.once('error', () => done(false));
+    // Only a refused connection proves the socket stale: any other failure (EACCES: a
+    // socket $mail_owner may not use) leaves the path alone.
+    s.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
   });
 }
 
@@ -50,29 +61,36 @@ export interface SocketOwner {
 export async function listenStandalone(server: Server, path: string, owner: SocketOwner | null): Promise<void> {
   let st;
   try {
-    st = lstatSync(path);
+    st = asEffectiveUser(owner, () => lstatSync(path));
   } catch {
     st = null;
   }
   if (st !== null) {
     if (!st.isSocket()) throw new FatalError(`${path} exists and is not a socket -- refusing to replace it`);
-    if (await socketIsLive(path)) throw new FatalError(`another server is already listening on ${path}`);
-    unlinkSync(path);
+    if (await socketIsLive(path, owner)) throw new FatalError(`another server is already listening on ${path}`);
+    try {
+      asEffectiveUser(owner, () => unlinkSync(path));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new FatalError(`remove ${path}: ${(err as Error).message}`, { cause: err });
+    }
   }
   const oldMask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       server.once('error', onError);
-      server.listen(path, () => {
-        server.off('error', onError);
-        resolve();
-      });
+      // net binds a UNIX socket synchronously inside listen() (errors are emitted later), so
+      // the bind happens with $mail_owner's ids.
+      asEffectiveUser(owner, () =>
+        server.listen(path, () => {
+          server.off('error', onError);
+          resolve();
+        }),
+      );
     });
   } catch (err) {
     throw new FatalError(`bind ${path}: ${(err as Error).message}`, { cause: err });
   } finally {
     process.umask(oldMask);
   }
-  if (owner !== null) chownSync(path, owner.uid, owner.gid);
 }

@@ -190,6 +190,8 @@ export function testConfig(over: TestConfigOptions = {}): TlsmgrConfig {
     attrCountLimit: over.attrCountLimit ?? 32,
     cacheIdLimit: over.cacheIdLimit ?? 65536,
     sessionLimit: over.sessionLimit ?? 1048576,
+    connectionLimit: 8192,
+    inputBufferLimit: 67108864,
     statsInterval: over.statsInterval ?? 3600,
   });
 }

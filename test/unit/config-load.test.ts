@@ -76,6 +76,8 @@ test('defaults from an empty main.cf (postconf -d values)', () => {
     attrCountLimit: 32,
     cacheIdLimit: 65536,
     sessionLimit: 1048576,
+    connectionLimit: 8192,
+    inputBufferLimit: 67108864,
     statsInterval: 3600,
     syslogPath: '/dev/log',
     tktkeyDatabase: '',
