@@ -175,6 +175,9 @@ test('scenario 34: as root with mail_owner = postfix, the exchange file is owned
     chmodSync(work, 0o711);
     chmodSync(dir, 0o711);
     chownSync(join(dir, 'data'), pf.uid, pf.gid);
+    // As in a real queue (postfix-files), private/ is postfix's: the socket is bound as postfix.
+    chmodSync(join(dir, 'queue'), 0o755);
+    chownSync(join(dir, 'queue', 'private'), pf.uid, pf.gid);
   });
   const path = join(s.dir, 'data', 'prng_exch');
   const socket = join(s.dir, 'queue', 'private', 'tlsmgr');

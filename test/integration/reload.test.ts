@@ -76,3 +76,21 @@ test('SIGHUP reloads main.cf and keeps the cache', { timeout: 30000 }, async () 
     assert.equal(await d.stop(), 0);
   }
 });
+
+test('SIGHUP applies a changed tlsmgr_connection_limit at once', { timeout: 30000 }, async () => {
+  const d = await startDaemon();
+  try {
+    const held = await TlsmgrClient.connect(d.socket);
+    const seed = Buffer.from('request\0seed\0size\x0016\0\0', 'latin1');
+    assert.equal(await probe(d.socket, seed), 'open', 'a second connection is served at the default limit');
+    appendFileSync(join(d.dir, 'etc/main.cf'), 'tlsmgr_connection_limit = 1\n');
+    d.proc.kill('SIGHUP');
+    await waitFor(d.stderr, /reload: .*main\.cf re-read/);
+    assert.equal(await probe(d.socket, seed), 'closed', 'over the new limit a second connection is closed');
+    await waitFor(d.stderr, /tlsmgr_connection_limit = 1 -- refusing a new connection/);
+    assert.equal((await held.seed(16)).seed.length, 16, 'the connection already open is kept');
+    held.close();
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
