@@ -5,7 +5,8 @@
  *   startDaemon({ mainCf?: Record<string,string>, args? }): Promise<RunningDaemon>
  * DESCRIPTION
  *   Makes a temp dir with etc/main.cf (queue and data directories inside it, mail_owner = the
- *   current user unless root), spawns `node bin/tlsmgr` with MAIL_CONFIG pointing there and
+ *   current user, as root "postfix" or "nobody": instanceMailOwner(), makeInstanceDirs()),
+ *   spawns `node bin/tlsmgr` with MAIL_CONFIG pointing there and
  *   waits until its socket answers with the greeting. stop() sends SIGTERM (SIGKILL after 5 s)
  *   and removes the directory. Used by the benchmarks and the integration tests. The node
  *   options of bin/tlsmgr's #! line (`#!/usr/bin/env -S node <options>`) are passed as master
@@ -15,11 +16,12 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TlsmgrClient } from '../src/client/client.js';
+import { lookupUser } from '../src/master/passwd.js';
 
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
 
@@ -28,6 +30,29 @@ export function shebangNodeArgs(bin: string): string[] {
   const first = readFileSync(bin, 'latin1').split('\n', 1)[0];
   const m = /^#!\S*\benv -S node\s+(.+)$/.exec(first);
   return m ? m[1].trim().split(/\s+/) : [];
+}
+
+/**
+ * instanceMailOwner - mail_owner of a scratch instance: the current user; as root Debian's
+ * "postfix" (else "nobody"), since tlsmgr, as Postfix, refuses a mail_owner with user ID 0.
+ */
+export function instanceMailOwner(): string {
+  if (process.getuid?.() !== 0) return userInfo().username;
+  return lookupUser('postfix') !== null ? 'postfix' : 'nobody';
+}
+
+/**
+ * makeInstanceDirs - <dir>/etc, queue/private and data. As root, laid out as `postfix check`
+ * leaves them: dir, etc and queue searchable (a root daemon drops to mail_owner and re-reads
+ * main.cf on SIGHUP), data owned by mail_owner (the PRNG exchange file is opened as it).
+ */
+export function makeInstanceDirs(dir: string): void {
+  const root = process.getuid?.() === 0;
+  for (const d of ['etc', 'queue/private', 'data']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  if (!root) return;
+  for (const d of ['.', 'etc', 'queue']) chmodSync(join(dir, d), 0o755);
+  const owner = lookupUser(instanceMailOwner());
+  if (owner !== null) chownSync(join(dir, 'data'), owner.uid, owner.gid);
 }
 
 /**
@@ -59,8 +84,8 @@ export async function startDaemon(
   opts: { mainCf?: Record<string, string>; args?: string[]; nodeArgs?: string[] } = {},
 ): Promise<RunningDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-'));
-  for (const d of ['etc', 'queue/private', 'data']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
-  writeInstanceMainCf(dir, { mail_owner: process.getuid?.() === 0 ? 'root' : userInfo().username, ...opts.mainCf });
+  makeInstanceDirs(dir);
+  writeInstanceMainCf(dir, { mail_owner: instanceMailOwner(), ...opts.mainCf });
   const socket = join(dir, 'queue/private/tlsmgr');
   const bin = join(REPO, 'bin/tlsmgr');
   const proc = spawn(process.execPath, [...shebangNodeArgs(bin), ...(opts.nodeArgs ?? []), bin, ...(opts.args ?? [])], {

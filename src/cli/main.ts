@@ -38,7 +38,7 @@ import { FatalError } from '../errors.js';
 import { getLogTag, msgFatal, msgInfo, msgVerbose, msgWarn, setLogSink, setLogTag, setVerbose, stderrSink, type LogSink } from '../log/msg.js';
 import { openPostlogSink, openSyslogSink, teeSink, type RawTarget } from '../log/syslog.js';
 import { chrootTo } from '../master/chroot.js';
-import { lookupUser } from '../master/passwd.js';
+import { checkMailOwner, lookupUser } from '../master/passwd.js';
 import { setGroups, setUser } from '../master/privs.js';
 import { MasterStatus, parseGeneration } from '../master/status.js';
 import { startWatchdog } from '../master/watchdog.js';
@@ -105,7 +105,7 @@ async function preInit(config: TlsmgrConfig, path: string, cacheFiles = true): P
   const random = pooledRandom();
   const sealer = Sealer.fresh(random);
   // redis: caches and shared ticket keys (cluster mode); -S stays local, like its caches.
-  const cluster = new ClusterLinks({ clock: systemClock, warn: msgWarn, info: msgInfo, random });
+  const cluster = new ClusterLinks({ clock: systemClock, warn: msgWarn, info: msgInfo, random, mailOwner: config.mailOwner });
   let caches: CacheTable;
   let tickets: TicketKeySource;
   try {
@@ -232,6 +232,8 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
   // is master's (/dev/null).
   // postlog records carry $myhostname (maillog_client_init()); its default is the system's name.
   const targets = openLogging(config, opts, underMaster, lookup('myhostname') || hostname());
+  // mail_params_init(): every mode (-S too), as root or not, before anything is opened.
+  checkMailOwner(config);
   checkOptions(opts, underMaster);
   const generation = underMaster ? parseGeneration(env.GENERATION as string) : 0;
 

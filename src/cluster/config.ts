@@ -2,8 +2,8 @@
  * NAME
  *   cluster/config - the redis: table configuration file (Postfix network-table style)
  * SYNOPSIS
- *   readRedisConfig(path, warn?): RedisConfig
- *   parseRedisConfig(text, path, warn?): RedisConfig
+ *   readRedisConfig(path, warn?, opts?: { mailOwner? }): RedisConfig
+ *   configFromTable(table, source, warn?): RedisConfig
  *   parseDuration(where, value, defUnit): number   milliseconds
  * DESCRIPTION
  *   `smtpd_tls_session_cache_database = redis:/etc/postfix/tlsmgr-redis.cf` names a file
@@ -27,16 +27,35 @@
  *     key_file         [] the cluster key file (cluster/keyfile.ts), required
  *
  *   Times take a unit: ms, s, m, h, d or w; a bare number is in the unit shown in brackets.
+ *
+ *   The file is opened once, without following a symbolic link at its last component, and
+ *   read from that descriptor; what is checked (fstat) is what is read, not a file swapped
+ *   in between. A file that holds a password (a non-empty `password`) must be a regular
+ *   file named directly (not through a symbolic link), owned by root, by $mail_owner
+ *   (opts.mailOwner) or by the user the daemon runs as, and have no permission beyond 0640
+ *   (0600 or 0640; 0400 and 0440 also do): anyone else who could change it could point
+ *   tlsmgr at their own server, and anyone else who could read it has the password. A file
+ *   without a password has no owner or mode rule.
+ *   No message about the file shows a value or line text (config/maincf.ts hideValues), and
+ *   the password's text is cut out of every message made while checking it (a continuation
+ *   line can join it to another parameter's value).
  * LIMITS
  *   TLS certificate and key files are read at start (before chroot); so is the key file.
+ *   At most 1 MiB. The directories above the file are not checked.
  * DIAGNOSTICS
  *   FatalError "<path>: <parameter>: <reason>" for a bad value or combination; unknown
  *   parameter names get a warning (a misspelt name must not pass silently).
+ *   FatalError "open|read <path>: <strerror>", "redis configuration file <path>: not a
+ *   regular file", and for a file holding a password: "redis configuration file <path>
+ *   holds a password but is a symbolic link: name the file itself in the redis: table",
+ *   "... but is owned by uid <n>: use chown root <path> (or chown <mail_owner> <path>)",
+ *   "... but has mode 0<mode>, more than 0640: use chmod 640 (or chmod 600)".
  */
 
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, type Stats } from 'node:fs';
 import { FatalError } from '../errors.js';
-import { readMainCf } from '../config/maincf.js';
+import { parseMainCf, strerror } from '../config/maincf.js';
+import { lookupUser } from '../master/passwd.js';
 
 export interface RedisEndpoint {
   readonly host?: string;
@@ -188,7 +207,94 @@ export function configFromTable(table: ReadonlyMap<string, string>, source: stri
   });
 }
 
-/** Read and check a redis: configuration file. */
-export function readRedisConfig(path: string, warn?: (msg: string) => void): RedisConfig {
-  return configFromTable(readMainCf(path, { warn }), path, warn);
+/** The largest redis: configuration file read. */
+const MAX_FILE_BYTES = 1024 * 1024;
+/** The permission bits a file holding a password may have at most: rw-r-----. */
+const SECRET_MODE_MAX = 0o640;
+
+export interface ReadRedisConfigOptions {
+  /** $mail_owner: may own a file that holds a password (as may root and the daemon's user). */
+  readonly mailOwner?: string;
+}
+
+/* redact - every copy of `secret` in a message becomes "(hidden)" */
+export function redact(text: string, secret: string): string {
+  return secret === '' ? text : text.split(secret).join('(hidden)');
+}
+
+/* openNoFollow - the descriptor of `path`, and whether a symbolic link had to be followed */
+function openNoFollow(path: string): { fd: number; link: boolean } {
+  // O_NONBLOCK: a FIFO put in the file's place must not hang the start.
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK;
+  try {
+    return { fd: openSync(path, flags | constants.O_NOFOLLOW), link: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw new FatalError(`open ${path}: ${strerror(err)}`, { cause: err });
+  }
+  // A link: followed, so that a file without a password keeps working; one holding a
+  // password is refused below.
+  try {
+    return { fd: openSync(path, flags), link: true };
+  } catch (err) {
+    throw new FatalError(`open ${path}: ${strerror(err)}`, { cause: err });
+  }
+}
+
+/* readAll - the whole file from its descriptor */
+function readAll(fd: number, path: string): Buffer {
+  const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
+  let n = 0;
+  try {
+    for (let r = -1; r !== 0 && n < buf.length; n += r) r = readSync(fd, buf, n, buf.length - n, null);
+  } catch (err) {
+    buf.fill(0);
+    throw new FatalError(`read ${path}: ${strerror(err)}`, { cause: err });
+  }
+  if (n > MAX_FILE_BYTES) {
+    buf.fill(0);
+    throw new FatalError(`redis configuration file ${path}: larger than ${MAX_FILE_BYTES} bytes`);
+  }
+  return buf.subarray(0, n);
+}
+
+/* checkSecretFile - owner and mode of a file that holds a password */
+function checkSecretFile(path: string, st: Stats, link: boolean, mailOwner: string | undefined): void {
+  const what = `redis configuration file ${path} holds a password but`;
+  if (link) throw new FatalError(`${what} is a symbolic link: name the file itself in the redis: table`);
+  const owner = mailOwner !== undefined && mailOwner !== '' ? lookupUser(mailOwner) : null;
+  const trusted = new Set([0, process.geteuid?.() ?? 0, ...(owner !== null ? [owner.uid] : [])]);
+  if (!trusted.has(st.uid)) {
+    const alt = mailOwner !== undefined && mailOwner !== '' ? ` (or chown ${mailOwner} ${path})` : '';
+    throw new FatalError(`${what} is owned by uid ${st.uid}: use chown root ${path}${alt}`);
+  }
+  const mode = st.mode & 0o7777;
+  if ((mode & ~SECRET_MODE_MAX) !== 0) {
+    throw new FatalError(`${what} has mode 0${mode.toString(8)}, more than 0${SECRET_MODE_MAX.toString(8)}: use chmod 640 (or chmod 600)`);
+  }
+}
+
+/** Read and check a redis: configuration file (once, from one descriptor). */
+export function readRedisConfig(path: string, warn: (msg: string) => void = () => undefined, opts: ReadRedisConfigOptions = {}): RedisConfig {
+  const { fd, link } = openNoFollow(path);
+  let password = '';
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new FatalError(`redis configuration file ${path}: not a regular file`);
+    const raw = readAll(fd, path);
+    let table: Map<string, string>;
+    try {
+      table = parseMainCf(raw.toString('utf8'), path, { warn, hideValues: true });
+    } finally {
+      raw.fill(0);
+    }
+    password = table.get('password') ?? '';
+    if (password !== '') checkSecretFile(path, st, link, opts.mailOwner);
+    return configFromTable(table, path, (msg) => warn(redact(msg, password)));
+  } catch (err) {
+    // Without the cause: an engine error's own text may carry the password.
+    if (err instanceof FatalError && password !== '') throw new FatalError(redact(err.message, password));
+    throw err;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -26,6 +26,12 @@
  *   Warnings "redis <source>: <op>: <reason> -- <what happens instead>"; no key or value is
  *   ever part of a message. Connection errors reported by ioredis go through the same
  *   limiter (an unhandled 'error' event would otherwise end the process).
+ *   The password never is either: the connection handshake sends it (HELLO 3 AUTH, then
+ *   AUTH), and a server that does not know the command (an old Redis, or one with AUTH or
+ *   HELLO renamed away) answers "ERR unknown command 'AUTH', with args beginning with:
+ *   '<password>'". The reason is cut before "with args beginning with" and any copy of the
+ *   password left is replaced by "(hidden)", before errorReason() shortens it (a cut could
+ *   otherwise leave part of it).
  */
 
 import { createRequire } from 'node:module';
@@ -34,7 +40,7 @@ import type { Clock } from '../clock.js';
 import { TlsmgrError } from '../errors.js';
 import { WarnLimiter } from '../cache/ratelimit.js';
 import { errorReason } from '../log/printable.js';
-import type { RedisConfig } from './config.js';
+import { redact, type RedisConfig } from './config.js';
 
 /*
  * The commands tlsmgr uses; both Redis and Cluster provide them. No command that names
@@ -78,6 +84,19 @@ export interface LinkDeps {
 }
 
 type Client = Redis | Cluster;
+
+/* safeReason - errorReason() of a client error, without echoed arguments or the password */
+export function safeReason(err: unknown, password: string): string {
+  if (!(err instanceof Error)) return errorReason(err);
+  let text = err.message;
+  // Redis echoes the arguments of a command it does not know (server.c, processCommand).
+  const echo = /,?\s*with args beginning with:/i.exec(text);
+  if (echo !== null) text = `${text.slice(0, echo.index)} (arguments not shown)`;
+  const clean = new Error(redact(text, password));
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === 'string') Object.assign(clean, { code: redact(code, password) });
+  return errorReason(clean);
+}
 
 function options(cfg: RedisConfig): RedisOptions {
   return {
@@ -150,7 +169,7 @@ export class RedisLink {
     private readonly deps: LinkDeps,
   ) {
     this.limited = new WarnLimiter(deps.warn, deps.clock);
-    client.on('error', (err: Error) => this.failed('unavailable', `connection: ${errorReason(err)}`));
+    client.on('error', (err: Error) => this.failed('unavailable', `connection: ${safeReason(err, config.password)}`));
     client.on('ready', () => {
       if (this.failedSinceReady) this.deps.info?.(`redis ${this.config.source}: connection ready again -- sharing resumes`);
       this.failedSinceReady = false;
@@ -212,7 +231,7 @@ export class RedisLink {
           clearTimeout(timer);
           this.inFlight--;
           this.counters.errors++;
-          reject(this.fail('error', `${op}: ${errorReason(err)}`, err));
+          reject(this.fail('error', `${op}: ${safeReason(err, this.config.password)}`, err));
         },
       );
     });

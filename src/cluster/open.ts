@@ -10,8 +10,9 @@
  *   One Redis connection and one set of cluster keys per configuration file, however many
  *   caches name it: smtpd, smtp and lmtp may all use redis:/etc/postfix/tlsmgr-redis.cf
  *   (their keys carry the cache type). Files are read on first use, at start, before chroot
- *   and privilege drop: the configuration (cluster/config.ts) and its key_file
- *   (cluster/keyfile.ts), which must be mode 0600 or 0400.
+ *   and privilege drop: the configuration (cluster/config.ts; with a password it must be
+ *   owned by root or $mail_owner, mode 0600 or 0640) and its key_file (cluster/keyfile.ts),
+ *   which must be mode 0600 or 0400.
  *   Ticket keys are shared when tlsmgr_tktkey_database says so:
  *     ""              (default) through smtpd's session cache database when it is redis:,
  *                     else local keys as Postfix;
@@ -31,7 +32,7 @@ import type { CacheType, TlsmgrConfig } from '../config/types.js';
 import { FatalError } from '../errors.js';
 import type { TicketKeyRing } from '../tickets/keys.js';
 import { SharedTicketKeys, type TicketKeySource } from '../tickets/shared.js';
-import { readRedisConfig } from './config.js';
+import { readRedisConfig, redact } from './config.js';
 import { readClusterKeys, type ClusterKeys } from './keyfile.js';
 import { RedisLink } from './link.js';
 
@@ -43,6 +44,8 @@ export interface ClusterDeps {
   readonly info?: (msg: string) => void;
   /** Cryptographically random bytes (nonces, new ticket keys). */
   readonly random: (n: number) => Buffer;
+  /** $mail_owner: may own a configuration file that holds a password (besides root). */
+  readonly mailOwner?: string;
 }
 
 interface Member {
@@ -66,8 +69,15 @@ export class ClusterLinks {
     if (file === '') throw new FatalError(`${param}: missing file name in "${REDIS_TYPE}:"`);
     const have = this.members.get(file);
     if (have !== undefined) return have;
-    const config = readRedisConfig(file, this.deps.warn);
-    const keys = readClusterKeys(config.keyFile, this.deps.random);
+    const config = readRedisConfig(file, this.deps.warn, { mailOwner: this.deps.mailOwner });
+    let keys: ClusterKeys;
+    try {
+      keys = readClusterKeys(config.keyFile, this.deps.random);
+    } catch (err) {
+      // key_file's value is in the message: a continuation line may have joined the password to it.
+      if (err instanceof FatalError && config.password !== '') throw new FatalError(redact(err.message, config.password));
+      throw err;
+    }
     const link = RedisLink.open(config, this.deps);
     const m = { link, keys };
     this.members.set(file, m);

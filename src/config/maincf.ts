@@ -16,6 +16,12 @@
  *   parseMainCf() is dict_load_fp(): values are stored raw (unexpanded); a later definition
  *   replaces an earlier one in place, with a warning when the value differs. readMainCf()
  *   opens and reads the file as dict_load_file_xt()/mail_conf_suck() do.
+ *
+ *   Secrets: Postfix echoes values and line text in these messages; here no message shows
+ *   the value of a parameter whose name contains "password" or "secret" (isSecretName()),
+ *   nor a malformed or whitespace-led line that contains either word. A file that holds
+ *   secrets (opts.hideValues: the redis: configuration file) shows no value and no line
+ *   text at all: a malformed line there may be the password itself.
  * LIMITS
  *   The file is decoded as UTF-8. As in C, a NUL character ends the logical line's text.
  *   Postfix re-reads a file modified within the last second ("hot" file); this reads once.
@@ -25,6 +31,9 @@
  *   "open <path>: <strerror>", "read <path>: <strerror>".
  *   Warnings "<path>, line <n>: overriding earlier entry: <name>=<old value>" and
  *   "<path>: logical line must not start with whitespace: \"<first 30 chars>...\"".
+ *   Without the value or text where it may be secret (above): "... <name> (value not
+ *   shown)", "... attribute name (text not shown)", "<path>, line <n>: logical line must
+ *   not start with whitespace (text not shown)".
  * SEE ALSO
  *   util/readlline.c, util/split_nameval.c, util/dict.c (dict_load_fp,
  *   dict_load_file_xt), global/mail_conf.c (mail_conf_suck)
@@ -44,14 +53,24 @@ export interface LogicalLine {
 type Warn = (msg: string) => void;
 const noWarn: Warn = () => undefined;
 
+/** A parameter whose value must never be logged: its name contains "password" or "secret". */
+export function isSecretName(name: string): boolean {
+  return /password|secret/i.test(name);
+}
+
+/* mayShow - whether line text may appear in a message (no secret-looking word in it) */
+function mayShow(text: string, hideValues: boolean): boolean {
+  return !hideValues && !isSecretName(text);
+}
+
 function isBlankOrComment(line: string): boolean {
   let i = 0;
   while (i < line.length && isCSpace(line[i])) i++;
   return i === line.length || line[i] === '#';
 }
 
-/** readllines() over a whole file's text. */
-export function readLogicalLines(text: string, path: string, warn: Warn = noWarn): LogicalLine[] {
+/** readllines() over a whole file's text; hideValues: never echo line text (a file with secrets). */
+export function readLogicalLines(text: string, path: string, warn: Warn = noWarn, hideValues = false): LogicalLine[] {
   const lines = text.split('\n');
   const out: LogicalLine[] = [];
   let buf = '';
@@ -72,7 +91,9 @@ export function readLogicalLines(text: string, path: string, warn: Warn = noWarn
     let next: string | undefined;
     if (i + 1 < lines.length) next = lines[i + 1].length > 0 ? lines[i + 1][0] : (i + 1 < lines.length - 1 ? '\n' : undefined);
     if (next !== undefined && (next === '#' || isCSpace(next))) continue;
-    if (isCSpace(buf[0])) {
+    if (isCSpace(buf[0]) && !mayShow(buf, hideValues)) {
+      warn(`${path}, line ${first}: logical line must not start with whitespace (text not shown)`);
+    } else if (isCSpace(buf[0])) {
       warn(`${path}: logical line must not start with whitespace: "${buf.slice(0, 30)}${buf.length > 30 ? '...' : ''}"`);
     } else {
       out.push({ text: buf, line: first });
@@ -105,20 +126,26 @@ export interface ParseMainCfOptions {
   /** Existing table to update (Postfix enters config_directory before reading main.cf). */
   readonly into?: Map<string, string>;
   readonly warn?: Warn;
+  /** The file holds secrets: no message shows a value or line text (only names and line numbers). */
+  readonly hideValues?: boolean;
 }
 
 /** dict_load_fp(): parse main.cf text into (or onto) an ordered name -> raw value Map. */
 export function parseMainCf(text: string, path: string, opts: ParseMainCfOptions = {}): Map<string, string> {
   const table = opts.into ?? new Map<string, string>();
   const warn = opts.warn ?? noWarn;
-  for (const ll of readLogicalLines(text, path, warn)) {
+  const hide = opts.hideValues ?? false;
+  for (const ll of readLogicalLines(text, path, warn, hide)) {
     const nul = ll.text.indexOf('\0');
     const cstr = nul < 0 ? ll.text : ll.text.slice(0, nul);
     const nv = splitNameVal(cstr);
-    if ('error' in nv) throw new FatalError(`${path}, line ${ll.line}: ${nv.error}: "${cstr}"`);
+    if ('error' in nv) {
+      throw new FatalError(`${path}, line ${ll.line}: ${nv.error}${mayShow(cstr, hide) ? `: "${cstr}"` : ' (text not shown)'}`);
+    }
     const old = table.get(nv.name);
     if (old !== undefined && old !== nv.value) {
-      warn(`${path}, line ${ll.line}: overriding earlier entry: ${nv.name}=${old}`);
+      const shown = hide || isSecretName(nv.name) ? `${nv.name} (value not shown)` : `${nv.name}=${old}`;
+      warn(`${path}, line ${ll.line}: overriding earlier entry: ${shown}`);
     }
     table.set(nv.name, nv.value);
   }

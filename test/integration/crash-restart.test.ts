@@ -11,11 +11,12 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { instanceMailOwner, makeInstanceDirs } from '../../bench/daemon.js';
 import { TlsmgrClient } from '../../src/client/client.js';
 import { sleep } from '../helpers/harness.js';
 
@@ -30,13 +31,13 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-for (const d of ['etc', 'queue/private', 'data']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+makeInstanceDirs(dir);
 writeFileSync(
   join(dir, 'etc/main.cf'),
   [
     `queue_directory = ${dir}/queue`,
     `data_directory = ${dir}/data`,
-    `mail_owner = ${process.getuid?.() === 0 ? 'root' : userInfo().username}`,
+    `mail_owner = ${instanceMailOwner()}`,
     'compatibility_level = 3.6',
     'smtpd_tls_session_cache_database = btree:${data_directory}/smtpd_scache',
     'smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache',

@@ -1,21 +1,23 @@
 /*
  * daemon - `node bin/tlsmgr` as a real process (spec 1.6, 2.3-2.8, 5.5; scenarios 1, 9, 13,
  * 17, 44): MAIL_CONFIG points at a temp main.cf (queue_directory and data_directory under the
- * temp dir, mail_owner = the current user, smtpd and smtp cache databases). Checks: the
- * socket appears (bounded wait) with mode 0600 and serves requests; a second instance on the
- * same socket refuses to start (exit 1, "fatal:"); a stale socket file is replaced; SIGTERM
- * exits 0; -S answers one request from stdin without a greeting; an unknown option is
- * "fatal: invalid option" with exit 1. Every wait is bounded.
+ * temp dir, mail_owner = the current user or, as root, bench/daemon.ts instanceMailOwner();
+ * smtpd and smtp cache databases). Checks: the socket appears (bounded wait) with mode 0600
+ * and serves requests; a second instance on the same socket refuses to start (exit 1,
+ * "fatal:"); a stale socket file is replaced; SIGTERM exits 0; -S answers one request from
+ * stdin without a greeting; an unknown option is "fatal: invalid option" with exit 1. Every
+ * wait is bounded.
  */
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { GREETING_BYTES, list, OK, parseReply, req, show } from '../helpers/attr.js';
+import { instanceMailOwner, makeInstanceDirs } from '../../bench/daemon.js';
 import { captureChild } from '../helpers/child.js';
 import { sleep, TestClient } from '../helpers/harness.js';
 
@@ -37,13 +39,13 @@ function makeInstance(): Instance {
   const etc = join(dir, 'etc');
   const queue = join(dir, 'queue');
   const data = join(dir, 'data');
-  for (const d of [etc, join(queue, 'private'), data]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  makeInstanceDirs(dir);
   writeFileSync(
     join(etc, 'main.cf'),
     [
       `queue_directory = ${queue}`,
       `data_directory = ${data}`,
-      `mail_owner = ${userInfo().username}`,
+      `mail_owner = ${instanceMailOwner()}`,
       'smtpd_tls_session_cache_database = btree:${data_directory}/smtpd_scache',
       'smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache',
       'smtpd_tls_session_cache_timeout = 3600s',

@@ -20,10 +20,10 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { REPO, startDaemon, type RunningDaemon } from '../../bench/daemon.js';
+import { instanceMailOwner, makeInstanceDirs, REPO, startDaemon, type RunningDaemon } from '../../bench/daemon.js';
 import { TlsmgrClient } from '../../src/client/client.js';
 import { lookupUser } from '../../src/master/passwd.js';
 
@@ -79,12 +79,18 @@ async function seeds(socket: string, n: number): Promise<Buffer[]> {
 
 let serial = 0;
 
-/** A scratch directory for an exchange file, outside the daemon's own temp dir. */
+/** A scratch directory for an exchange file, outside the daemon's own temp dir (mail_owner's: it opens the file). */
 function exchPath(content?: Buffer): string {
   const d = join(work, `x${++serial}`);
   mkdirSync(d, { mode: 0o700 });
   const p = join(d, 'prng_exch');
   if (content !== undefined) writeFileSync(p, content, { mode: 0o600 });
+  const owner = process.getuid?.() === 0 ? lookupUser(instanceMailOwner()) : null;
+  if (owner !== null) {
+    chmodSync(work, 0o711);
+    chownSync(d, owner.uid, owner.gid);
+    if (content !== undefined) chownSync(p, owner.uid, owner.gid);
+  }
   return p;
 }
 
@@ -97,12 +103,13 @@ interface Spawned {
 /** bin/tlsmgr on a scratch instance, for runs that end before startDaemon() would see a greeting. */
 function spawnDaemon(params: Record<string, string>, args: string[] = [], prepare?: (dir: string) => void): Spawned {
   const dir = mkdtempSync(join(work, 'inst-'));
-  for (const d of ['etc', 'queue/private', 'data']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  if (process.getuid?.() === 0) chmodSync(work, 0o711);
+  makeInstanceDirs(dir);
   prepare?.(dir);
   const all: Record<string, string> = {
     queue_directory: join(dir, 'queue'),
     data_directory: join(dir, 'data'),
-    mail_owner: process.getuid?.() === 0 ? 'root' : userInfo().username,
+    mail_owner: instanceMailOwner(),
     compatibility_level: '3.6',
     ...params,
   };
@@ -153,7 +160,7 @@ test('scenario 34: the default exchange file ${data_directory}/prng_exch is crea
   try {
     await until(() => existsSync(path) && statSync(path).size === EXCH, 5000, 'prng_exch');
     assert.equal(statSync(path).mode & 0o777, 0o600);
-    assert.equal(statSync(path).uid, process.getuid?.());
+    assert.equal(statSync(path).uid, lookupUser(instanceMailOwner())?.uid);
   } finally {
     await d.stop();
   }
@@ -298,7 +305,7 @@ test('scenario 39: exchange file removed: warning at the next timed update, exit
 });
 
 test('an exchange file that cannot be opened (a directory): "fatal: tls_prng_exch_open: ...", exit 1, no crash', async () => {
-  const path = join(work, `dir-${++serial}`);
+  const path = exchPath(); // in a directory of mail_owner's: else the request goes to data_directory
   mkdirSync(path);
   const s = spawnDaemon({ tls_random_exchange_name: path });
   assert.equal(await exited(s.child, 10_000), 1);

@@ -89,6 +89,34 @@ test('later definitions override in place; a different value warns with the old 
   assert.deepEqual(warnings, ['/x/main.cf, line 3: overriding earlier entry: a=1']);
 });
 
+test('values of password and secret parameters, and lines naming them, never reach a message', () => {
+  const warnings: string[] = [];
+  const t = parseMainCf('relay_password = Pw-One\nRelay_Secret = S-One\nrelay_password = Pw-Two\nRelay_Secret = S-Two\n', '/x/main.cf', {
+    warn: (m) => warnings.push(m),
+  });
+  assert.equal(t.get('relay_password'), 'Pw-Two');
+  assert.deepEqual(warnings, [
+    '/x/main.cf, line 3: overriding earlier entry: relay_password (value not shown)',
+    '/x/main.cf, line 4: overriding earlier entry: Relay_Secret (value not shown)',
+  ]);
+  fatal(() => parseMainCf('a = 1\nmy_password Pw-Three\n', '/x/main.cf'), "/x/main.cf, line 2: missing '=' after attribute name (text not shown)");
+  fatal(() => parseMainCf('= secret Pw-Four\n', '/x/main.cf'), '/x/main.cf, line 1: missing attribute name (text not shown)');
+  warnings.length = 0;
+  parseMainCf(' password = Pw-Five\na = 1\n', '/x/main.cf', { warn: (m) => warnings.push(m) });
+  assert.deepEqual(warnings, ['/x/main.cf, line 1: logical line must not start with whitespace (text not shown)']);
+});
+
+test('hideValues (a file holding secrets): no value and no line text in any message', () => {
+  const warnings: string[] = [];
+  const opts = { warn: (m: string) => warnings.push(m), hideValues: true };
+  parseMainCf('hosts = h1\nhosts = h2\n', '/x/r.cf', opts);
+  assert.deepEqual(warnings, ['/x/r.cf, line 2: overriding earlier entry: hosts (value not shown)']);
+  fatal(() => parseMainCf('hosts = h1\nPw-Six\n', '/x/r.cf', opts), "/x/r.cf, line 2: missing '=' after attribute name (text not shown)");
+  warnings.length = 0;
+  parseMainCf('  Pw-Seven\n', '/x/r.cf', opts);
+  assert.deepEqual(warnings, ['/x/r.cf, line 1: logical line must not start with whitespace (text not shown)']);
+});
+
 test('entries already in the table (config_directory) are overridden with a warning', () => {
   const warnings: string[] = [];
   const into = new Map([['config_directory', '/etc/postfix']]);
