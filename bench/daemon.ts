@@ -44,7 +44,8 @@ export function instanceMailOwner(): string {
 /**
  * makeInstanceDirs - <dir>/etc, queue/private and data. As root, laid out as `postfix check`
  * leaves them: dir, etc and queue searchable (a root daemon drops to mail_owner and re-reads
- * main.cf on SIGHUP), data owned by mail_owner (the PRNG exchange file is opened as it).
+ * main.cf on SIGHUP), data and queue/private owned by mail_owner (the PRNG exchange file is
+ * opened, and the socket bound, as it).
  */
 export function makeInstanceDirs(dir: string): void {
   const root = process.getuid?.() === 0;
@@ -52,7 +53,8 @@ export function makeInstanceDirs(dir: string): void {
   if (!root) return;
   for (const d of ['.', 'etc', 'queue']) chmodSync(join(dir, d), 0o755);
   const owner = lookupUser(instanceMailOwner());
-  if (owner !== null) chownSync(join(dir, 'data'), owner.uid, owner.gid);
+  // private/ is mail_owner's, as in a real queue: the daemon binds its socket as mail_owner.
+  if (owner !== null) for (const d of ['data', 'queue/private']) chownSync(join(dir, d), owner.uid, owner.gid);
 }
 
 /**
