@@ -4,6 +4,7 @@
  *   keyed hashes and sealed with the cluster key
  * SYNOPSIS
  *   new RemoteScache(opts).lookup(cacheId) / update(cacheId, session) / delete(cacheId)
+ *   maxRemoteRecord(limits): number     the longest value a lookup opens
  * DESCRIPTION
  *   The rules of cache/scache.ts (spec 3.3-3.5) for a store shared by several daemons:
  *   - the store never sees a cache_id: an entry's key is
@@ -19,12 +20,20 @@
  *     authenticated stamp, so a clock-skewed or tampered TTL cannot extend a session;
  *   - max_entry_size (and max_size for one entry) refuse an update as in the embedded cache;
  *     max_entries and max_size for the whole cache are the store's business (Redis
- *     maxmemory with a volatile-ttl policy), as entries come from the whole group.
+ *     maxmemory with a volatile-ttl policy), as entries come from the whole group;
+ *   - Redis is a peer, not a friend: anyone who can write to it can plant a value of up to
+ *     512 MB under an entry's key. A value longer than maxRemoteRecord() (the smaller of
+ *     max_entry_size and max_size, plus SEAL_OVERHEAD) is a corrupt entry by its length
+ *     alone: counted, warned about and removed without being decrypted.
  *   Every call is bounded by the link's timeout; a failure (down, slow, error) is a miss, a
  *   dropped update or a delete that found nothing: mail never waits for Redis.
+ * LIMITS
+ *   With neither max_entry_size nor max_size set, values over REMOTE_RECORD_CEILING (64 MiB)
+ *   plus SEAL_OVERHEAD are refused.
  * DIAGNOSTICS
- *   Warnings as in scache.ts (UTF-8, oversize, corrupt); Redis failures are logged by the
- *   link (cluster/link.ts), rate-limited. Nothing is ever thrown or rejected.
+ *   Warnings as in scache.ts (UTF-8, oversize, corrupt; an overlong value is a corrupt entry
+ *   with the reason "N-byte record, over the M-byte limit"); Redis failures are logged by
+ *   the link (cluster/link.ts), rate-limited. Nothing is ever thrown or rejected.
  */
 
 import { createHmac } from 'node:crypto';
@@ -52,6 +61,20 @@ export interface RemoteScacheOptions {
   readonly limits?: CacheLimits;
 }
 
+/** The bound on a value read from Redis when neither max_entry_size nor max_size is set (64 MiB). */
+export const REMOTE_RECORD_CEILING = 64 << 20;
+
+/**
+ * The longest record a lookup opens: the smaller of max_entry_size and max_size (those set;
+ * else the ceiling) plus the record overhead. No member with these limits stores more (its
+ * entry, cache_id plus record, must fit under both), and the overhead's slack spares members
+ * whose limits differ a little; anything longer is not a record of the group.
+ */
+export function maxRemoteRecord(limits: CacheLimits): number {
+  const set = [limits.maxEntrySize, limits.maxSize].filter((n) => n > 0);
+  return (set.length > 0 ? Math.min(...set) : REMOTE_RECORD_CEILING) + SEAL_OVERHEAD;
+}
+
 export class RemoteScache implements SessionCache {
   readonly cacheType: CacheType;
   readonly timeout: number;
@@ -61,6 +84,8 @@ export class RemoteScache implements SessionCache {
   private readonly base: string;
   /** "cache type NUL": the HMAC input before the cache_id. */
   private readonly typePrefix: Buffer;
+  /** The longest value a lookup will try to open (see maxRemoteRecord). */
+  readonly maxRecord: number;
 
   constructor(private readonly opts: RemoteScacheOptions) {
     this.cacheType = opts.cacheType;
@@ -69,6 +94,7 @@ export class RemoteScache implements SessionCache {
     this.limited = new WarnLimiter(opts.warn, opts.clock);
     this.base = `${opts.link.prefix}scache:${opts.cacheType}:`;
     this.typePrefix = Buffer.from(`${opts.cacheType}\0`, 'latin1');
+    this.maxRecord = maxRemoteRecord(this.limits);
   }
 
   /** The store keys of cacheId, one per id key, the current one first. */
@@ -97,7 +123,12 @@ export class RemoteScache implements SessionCache {
       c.misses++;
       return null;
     }
-    const r = this.opts.sealer.open(this.cacheType, cacheId, records[i] as Buffer);
+    const record = records[i] as Buffer;
+    // Redis is a peer, not a friend: a value longer than any record of ours is refused by its
+    // length alone, before any decryption work is spent on it.
+    const r = record.length > this.maxRecord
+      ? { ok: false as const, reason: `${record.length}-byte record, over the ${this.maxRecord}-byte limit` }
+      : this.opts.sealer.open(this.cacheType, cacheId, record);
     if (!r.ok) {
       c.corrupt++;
       c.misses++;

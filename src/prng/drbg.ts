@@ -18,6 +18,10 @@
  *     input goes through Update before and after the output is produced.
  *   Entropy is never gathered here: the caller passes it in (prng/pool.ts), which is what
  *   makes the mechanism testable with fixed vectors.
+ *   The working state K and V is replaced by every Update and every output block; each
+ *   replaced buffer is zeroed at once (a dropped Buffer keeps its bytes until the GC reuses
+ *   the memory), and destroy() zeroes the live ones. Output handed to the caller is the
+ *   caller's to wipe.
  * LIMITS
  *   Security strength 256 bits: entropy input must be 32..2^32 bytes (SP 800-90A allows up to
  *   2^35 bits; Buffers stop earlier), nonce and personalization at most 2^32 bytes; at most
@@ -112,7 +116,7 @@ export class HmacDrbg {
     if (additional.length > 0) this.update(additional);
     const out = Buffer.allocUnsafe(n);
     for (let off = 0; off < n; off += OUTLEN) {
-      this.v = this.hmac(this.v);
+      this.setV(this.hmac(this.v));
       this.v.copy(out, off, 0, Math.min(OUTLEN, n - off));
     }
     this.update(additional);
@@ -120,7 +124,7 @@ export class HmacDrbg {
     return out;
   }
 
-  /** Overwrite the working state; the object is unusable afterwards. */
+  /** Overwrite the working state (K and V); the object is unusable afterwards. */
   destroy(): void {
     this.k.fill(0);
     this.v.fill(0);
@@ -133,16 +137,23 @@ export class HmacDrbg {
     return h.digest();
   }
 
+  /* setK, setV - replace a state buffer, zeroing the one replaced rather than leaving it to the GC */
+  private setK(next: Buffer): void {
+    this.k.fill(0);
+    this.k = next;
+  }
+
+  private setV(next: Buffer): void {
+    this.v.fill(0);
+    this.v = next;
+  }
+
   /* HMAC_DRBG_Update (10.1.2.2); provided_data is the concatenation of `data`. */
   private update(...data: Buffer[]): void {
-    const old = this.k;
-    this.k = this.hmac(this.v, ZERO, ...data);
-    old.fill(0);
-    this.v = this.hmac(this.v);
+    this.setK(this.hmac(this.v, ZERO, ...data));
+    this.setV(this.hmac(this.v));
     if (data.every((d) => d.length === 0)) return;
-    const mid = this.k;
-    this.k = this.hmac(this.v, ONE, ...data);
-    mid.fill(0);
-    this.v = this.hmac(this.v);
+    this.setK(this.hmac(this.v, ONE, ...data));
+    this.setV(this.hmac(this.v));
   }
 }

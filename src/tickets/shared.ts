@@ -22,6 +22,9 @@
  *     those three slots are read from Redis once and searched again.
  *   Keys are stored sealed (cache/seal.ts) with the cluster key, bound to "tktkey" and their
  *   slot: Redis never holds a ticket key in clear, and a record moved to another slot fails.
+ *   A sealed key has one exact length per record version (88 + SEAL_OVERHEAD for version 2,
+ *   88 + SEAL_OVERHEAD_V1 for the version 1 of members not yet upgraded); a value of any
+ *   other length is refused before it is decrypted.
  *   When Redis cannot be reached (or answers something that does not open), the request is
  *   served from the local ring (tickets/keys.ts) instead, which smtpd cannot tell apart; names
  *   are looked up in both, so tickets issued under a fallback key still resume on this host.
@@ -29,14 +32,16 @@
  *   Daemons share keys only when they agree on the smtpd timeout (it sets the slot length)
  *   and on the time to within a slot; clocks should be synchronised (NTP).
  * DIAGNOSTICS
- *   Redis failures are counted and logged by the link (cluster/link.ts); a record that does
- *   not open gets one rate-limited warning. Nothing is thrown or rejected.
+ *   Redis failures are counted and logged by the link (cluster/link.ts). A record that does
+ *   not open, or that is refused unopened (an unknown version, or "bad record length N"),
+ *   gets one rate-limited warning, and that slot is served from the local ring. Nothing is
+ *   thrown or rejected.
  */
 
 import type { Clock } from '../clock.js';
 import type { RedisLink } from '../cluster/link.js';
 import { WarnLimiter } from '../cache/ratelimit.js';
-import type { Sealer } from '../cache/seal.js';
+import { recordOverhead, type Sealer } from '../cache/seal.js';
 import type { Maybe } from '../cache/session-cache.js';
 import { TICKET } from '../protocol/names.js';
 import { TOUT_OFFSET, type TicketKey, type TicketKeyResult, type TicketKeyRing } from './keys.js';
@@ -151,7 +156,14 @@ export class SharedTicketKeys implements TicketKeySource {
     slots.forEach((slot, i) => {
       const rec = records[i];
       if (rec === null || rec === undefined || this.slots.has(slot)) return;
-      const r = this.opts.sealer.open(LABEL, slotId(half, slot), rec);
+      // A sealed ticket key has exactly one length per record version: anything else read
+      // from Redis is refused before any decryption work is spent on it.
+      const overhead = recordOverhead(rec);
+      const r = overhead === undefined
+        ? { ok: false as const, reason: rec.length > 0 ? `unknown record version ${rec[0]}` : 'bad record length 0' }
+        : rec.length !== overhead + TICKET.RECORDLEN
+          ? { ok: false as const, reason: `bad record length ${rec.length}` }
+          : this.opts.sealer.open(LABEL, slotId(half, slot), rec);
       if (!r.ok || r.session.length !== TICKET.RECORDLEN) {
         if (r.ok) r.session.fill(0);
         this.limited.warn('corrupt', `redis ${this.opts.link.config.source}: ticket key of slot ${slot}: ${r.ok ? 'bad length' : r.reason} -- using a local key`);

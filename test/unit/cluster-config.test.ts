@@ -4,16 +4,19 @@
  * required key_file, unknown names warned about; key files: the "id hex" format, comments,
  * the first key seals and every key opens, derived keys differ from the listed ones, mode
  * 0644/0640 refused and 0600/0400 accepted, malformed lines reported by number without the
- * key text, repeated ids, and tlsmgr_tktkey_database values.
+ * key text, repeated ids, and tlsmgr_tktkey_database values. The key file is parsed as bytes
+ * (hardening issue, finding 7): reading one makes no JS string holding any 8 hex digits of
+ * the key (Buffer decoding is spied on), and every buffer allocated meanwhile, the file
+ * buffer and the decoded key among them, no longer holds the key or its text afterwards.
  */
 
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { after, mock, test } from 'node:test';
 import { configFromTable, parseDuration, parseEndpoint } from '../../src/cluster/config.js';
-import { parseClusterKeys, readClusterKeys } from '../../src/cluster/keyfile.js';
+import { parseClusterKeyBytes, parseClusterKeys, readClusterKeys } from '../../src/cluster/keyfile.js';
 import { ClusterLinks, redisFile } from '../../src/cluster/open.js';
 import { systemClock } from '../../src/clock.js';
 import { FatalError } from '../../src/errors.js';
@@ -113,6 +116,97 @@ test('key file: malformed lines by number, never echoing key text; repeated ids;
     parseClusterKeys(`1 ${KEY1}zz\n`, 'k');
   } catch (e) {
     assert.ok(!(e as Error).message.includes(KEY1));
+  }
+});
+
+test('key file: parsed as bytes: CRLF, tabs, upper-case hex, no final newline; the same keys as the text API', () => {
+  const text = `# comment\r\n\t 2\t${KEY2.toUpperCase()} \r\n\r\n1 ${KEY1}`;
+  const fromBytes = parseClusterKeyBytes(Buffer.from(text, 'latin1'), 'k');
+  const fromText = parseClusterKeys(`2 ${KEY2}\n1 ${KEY1}\n`, 'k');
+  assert.deepEqual(fromBytes.idKeys.map((k) => k.id), [2, 1]);
+  const id = Buffer.from('mx.example:25');
+  const r = fromText.sealer.open('smtp', id, fromBytes.sealer.seal('smtp', id, 100, Buffer.from('s')));
+  assert.ok(r.ok, 'the same sealing keys from both paths');
+  const input = Buffer.from(`1 ${KEY1}\n`, 'latin1');
+  parseClusterKeyBytes(input, 'k');
+  assert.equal(input.toString('latin1'), `1 ${KEY1}\n`, 'the caller\'s bytes are the caller\'s to wipe');
+  for (const bad of [`1${KEY1}`, `1 ${KEY1} 2`, `x1 ${KEY1}`, `12345678901 ${KEY1}`, `1 ${KEY1.slice(0, 63)}g`, `1 ${KEY1}0`, `1\xa0${KEY1}`]) {
+    fatal(() => parseClusterKeyBytes(Buffer.from(`# c\n\n${bad}\n`, 'latin1'), 'k'), /^k, line 3: expected "<key id> <64 hex digits>"$/);
+  }
+  fatal(() => parseClusterKeyBytes(Buffer.from(Array.from({ length: 17 }, (_, i) => `${i} ${KEY1}`).join('\n')), 'k'), /^k: more than 16 keys$/);
+  fatal(() => parseClusterKeyBytes(Buffer.from(`0000000007 ${KEY1}\n7 ${KEY2}`), 'k'), /^k, line 2: key id 7 listed twice$/);
+  fatal(() => parseClusterKeyBytes(Buffer.from(`9999999999 ${KEY1}`), 'k'), /^k, line 1: key id 9999999999 is over 4294967295$/);
+});
+
+/*
+ * spyStrings - every string that Buffer decoding produces while fn runs: Buffer.prototype's
+ * toString() and the *Slice() methods it is built on, plus TextDecoder.decode().
+ */
+function spyStrings(fn: () => void): string[] {
+  const made: string[] = [];
+  const protos: Array<[object, string]> = [
+    ...['toString', 'latin1Slice', 'asciiSlice', 'utf8Slice', 'hexSlice', 'ucs2Slice', 'base64Slice', 'base64urlSlice']
+      .map((m): [object, string] => [Buffer.prototype, m]),
+    [TextDecoder.prototype, 'decode'],
+  ];
+  const saved = protos.map(([o, m]) => Object.getOwnPropertyDescriptor(o, m));
+  for (const [o, m] of protos) {
+    const orig = (o as Record<string, unknown>)[m];
+    if (typeof orig !== 'function') continue;
+    Object.defineProperty(o, m, {
+      configurable: true,
+      writable: true,
+      value: function (this: unknown, ...args: unknown[]): unknown {
+        const r: unknown = Reflect.apply(orig, this, args);
+        if (typeof r === 'string') made.push(r);
+        return r;
+      },
+    });
+  }
+  try {
+    fn();
+  } finally {
+    protos.forEach(([o, m], i) => {
+      const d = saved[i];
+      if (d !== undefined) Object.defineProperty(o, m, d);
+    });
+  }
+  return made;
+}
+
+test('key file: the key text never becomes a JS string; every buffer it passed through is zeroed', () => {
+  const p = join(dir, 'strings.key');
+  const key = randomBytes(32);
+  const keyHex = key.toString('hex');
+  writeFileSync(p, `# a key\n3 ${keyHex}\n`, { mode: 0o600 });
+  const allocated: Buffer[] = [];
+  const original = Buffer.alloc.bind(Buffer);
+  const alloc = mock.method(Buffer, 'alloc', (...args: Parameters<typeof Buffer.alloc>): Buffer => {
+    const b = original(...args);
+    allocated.push(b);
+    return b;
+  });
+  let keys: ReturnType<typeof readClusterKeys> | undefined;
+  let strings: string[];
+  try {
+    strings = spyStrings(() => {
+      keys = readClusterKeys(p);
+    });
+  } finally {
+    alloc.mock.restore();
+  }
+  assert.ok(keys !== undefined && keys.idKeys[0].id === 3);
+  // Any 8 hex digits of the key (either case) in any string made meanwhile would be a copy.
+  const windows = Array.from({ length: keyHex.length - 7 }, (_, i) => keyHex.slice(i, i + 8));
+  for (const s of strings) {
+    const low = s.toLowerCase();
+    assert.ok(!windows.some((w) => low.includes(w)), 'a string holding key text was made');
+  }
+  // The file buffer and the decoded key are among the allocations; none holds the key now.
+  assert.ok(allocated.some((b) => b.length === 64 * 1024 + 1), 'the file buffer was seen');
+  for (const b of allocated) {
+    assert.equal(b.indexOf(keyHex, 0, 'latin1'), -1, `a ${b.length}-byte buffer still holds the key text`);
+    assert.equal(b.indexOf(key), -1, `a ${b.length}-byte buffer still holds the key`);
   }
 });
 

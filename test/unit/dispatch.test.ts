@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CacheTable } from '../../src/cache/caches.js';
+import { SEAL_OVERHEAD } from '../../src/cache/seal.js';
 import { FakeClock } from '../../src/clock.js';
 import { FatalError } from '../../src/errors.js';
 import { b64, ERR, FAIL, OK, req, show, SMTPD_DB, testConfig, type Reply } from '../helpers/attr.js';
@@ -354,7 +355,7 @@ test('an expired sealed record -> ERR and removed, without a warning', () => {
   assert.deepEqual(h.takeWarnings(), []);
 });
 
-test('an empty session is an entry; the stored record is sealed: version 1, key id, stamp, nonce, tag', () => {
+test('an empty session is an entry; the stored record is sealed: version 2, key id, stamp, nonce, tag', () => {
   const h = makeHarness();
   exact(h, update('smtpd', 'e', Buffer.alloc(0)), STATUS_OK);
   exact(h, lookup('smtpd', 'e'), `status\x000\0session\0\0\0`);
@@ -362,9 +363,9 @@ test('an empty session is an entry; the stored record is sealed: version 1, key 
   const e = h.stores.get('smtpd')?.get('e');
   const rec = h.stores.get('smtpd')?.get('s');
   assert.ok(e !== undefined && rec !== undefined);
-  assert.equal(e.length, 41, 'SEAL_OVERHEAD bytes for an empty session');
-  assert.equal(rec.length, 41 + 14);
-  assert.equal(rec[0], 1, 'version');
+  assert.equal(e.length, SEAL_OVERHEAD, 'SEAL_OVERHEAD bytes for an empty session');
+  assert.equal(rec.length, SEAL_OVERHEAD + 14);
+  assert.equal(rec[0], 2, 'version');
   assert.equal(rec.readUInt32BE(1), e.readUInt32BE(1), 'one key id per start');
   assert.equal(rec.readBigInt64BE(5), BigInt(T0), 'stamp, big-endian');
   assert.equal(rec.indexOf('SECRET'), -1, 'no clear text');

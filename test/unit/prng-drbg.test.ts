@@ -4,7 +4,9 @@
  * HMAC_DRBG.rsp (NIST's files, byte for byte, checked against the SHA-256 in
  * test/vectors/SOURCES.md), runs EVERY vector of every [SHA-256] parameter block (no sampling)
  * by the CAVS procedure, and asserts and prints the counts (16 blocks x 15 COUNTs = 240 per
- * file). Also: input bounds, the reseed counter, destroy(). The vectors are in the repository,
+ * file). Also: input bounds, the reseed counter, destroy(), and (hardening issue, finding 7)
+ * that every K and V the generator replaces, and every intermediate HMAC output, is zeroed
+ * rather than left to the GC, while the output stays the same. The vectors are in the repository,
  * so the test runs from any clone; a missing or altered file fails with its path.
  */
 
@@ -181,4 +183,68 @@ test('destroy() makes the generator unusable', () => {
   const d = new HmacDrbg(E32, Buffer.alloc(16));
   d.destroy();
   assert.throws(() => d.generate(1), DrbgReseedRequiredError);
+});
+
+/*
+ * The working state of a generator, reached past TypeScript's `private` (a test hook: the
+ * runtime fields are plain properties), and every HMAC output it computes, collected by
+ * wrapping the instance's hmac() method.
+ */
+interface DrbgInside {
+  k: Buffer;
+  v: Buffer;
+  hmac: (...parts: Buffer[]) => Buffer;
+}
+
+function watch(d: HmacDrbg): { inside: DrbgInside; outputs: Buffer[] } {
+  const inside = d as unknown as DrbgInside;
+  const outputs: Buffer[] = [];
+  const hmac = inside.hmac.bind(d);
+  inside.hmac = (...parts: Buffer[]): Buffer => {
+    const out = hmac(...parts);
+    outputs.push(out);
+    return out;
+  };
+  return { inside, outputs };
+}
+
+const isZero = (b: Buffer): boolean => b.every((x) => x === 0);
+
+test('replaced K and V buffers are zeroed, not dropped: update, generate (every block), reseed', () => {
+  const d = new HmacDrbg(E32, Buffer.alloc(16));
+  const { inside, outputs } = watch(d);
+  const steps: Array<[string, () => unknown]> = [
+    ['generate without additional input', () => d.generate(32)],
+    ['generate of 3 blocks with additional input', () => d.generate(96, { additional: Buffer.from('extra') })],
+    ['reseed', () => d.reseed(Buffer.alloc(32, 9), Buffer.from('more'))],
+    ['generate with prediction resistance', () => d.generate(40, { predictionResistance: Buffer.alloc(32, 3) })],
+  ];
+  for (const [what, step] of steps) {
+    const k0 = inside.k;
+    const v0 = inside.v;
+    assert.ok(!isZero(k0) && !isZero(v0), `${what}: live state before`);
+    outputs.length = 0;
+    step();
+    assert.notEqual(inside.k, k0, `${what}: K replaced`);
+    assert.notEqual(inside.v, v0, `${what}: V replaced`);
+    assert.ok(isZero(k0), `${what}: the replaced K is zeroed`);
+    assert.ok(isZero(v0), `${what}: the replaced V is zeroed`);
+    assert.ok(outputs.length >= 3, `${what}: ${outputs.length} HMAC outputs seen`);
+    // Every intermediate K and V of the step is gone too: only the live pair is non-zero.
+    for (const [i, out] of outputs.entries()) {
+      if (out === inside.k || out === inside.v) continue;
+      assert.ok(isZero(out), `${what}: HMAC output ${i} of ${outputs.length} is zeroed`);
+    }
+  }
+  const k = inside.k;
+  const v = inside.v;
+  d.destroy();
+  assert.ok(isZero(k) && isZero(v), 'destroy() zeroes the live K and V');
+});
+
+test('zeroing the replaced state leaves the output unchanged (same as a fresh generator run alike)', () => {
+  const a = new HmacDrbg(E32, Buffer.alloc(16), Buffer.from('p'));
+  const b = new HmacDrbg(E32, Buffer.alloc(16), Buffer.from('p'));
+  watch(b); // wrapping changes nothing but what is collected
+  for (const n of [1, 32, 33, 100]) assert.deepEqual(a.generate(n), b.generate(n));
 });
