@@ -35,21 +35,25 @@ export function createTlsmgrServer(ctx: ConnectionContext): Server {
   return createServer({ allowHalfOpen: true }, (sock) => serveConnection(sock, ctx));
 }
 
-/** Resolve true if something accepts connections on the UNIX socket at path. */
-function socketIsLive(path: string, owner: SocketOwner | null, timeoutMs = 2000): Promise<boolean> {
+/*
+ * probeSocket - 'live' if something accepts connections on the UNIX socket at path, 'stale'
+ * if the connection is refused (or the name is gone), else the error that made it
+ * impossible to tell (EACCES: a socket $mail_owner may not use is someone else's)
+ */
+function probeSocket(path: string, owner: SocketOwner | null, timeoutMs = 2000): Promise<'live' | 'stale' | string> {
   return new Promise((resolve) => {
     // connect() is issued synchronously, so it runs with owner's ids as well.
     const s = asEffectiveUser(owner, () => createConnection(path));
-    const done = (live: boolean): void => {
+    const done = (v: string): void => {
       clearTimeout(timer);
       s.destroy();
-      resolve(live);
+      resolve(v);
     };
-    const timer = setTimeout(() => done(true), timeoutMs); // accepted but silent: still someone's
-    s.once('connect', () => done(true));
-    // Only a refused connection proves the socket stale: any other failure (EACCES: a
-    // socket $mail_owner may not use) leaves the path alone.
-    s.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
+    const timer = setTimeout(() => done('live'), timeoutMs); // accepted but silent: still someone's
+    s.once('connect', () => done('live'));
+    s.once('error', (err: NodeJS.ErrnoException) =>
+      done(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'stale' : `${err.code ?? 'error'}: ${err.message}`),
+    );
   });
 }
 
@@ -67,7 +71,9 @@ export async function listenStandalone(server: Server, path: string, owner: Sock
   }
   if (st !== null) {
     if (!st.isSocket()) throw new FatalError(`${path} exists and is not a socket -- refusing to replace it`);
-    if (await socketIsLive(path, owner)) throw new FatalError(`another server is already listening on ${path}`);
+    const probe = await probeSocket(path, owner);
+    if (probe === 'live') throw new FatalError(`another server is already listening on ${path}`);
+    if (probe !== 'stale') throw new FatalError(`cannot tell whether ${path} is in use (${probe}) -- refusing to replace it`);
     try {
       asEffectiveUser(owner, () => unlinkSync(path));
     } catch (err) {

@@ -18,6 +18,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { GREETING_BYTES, list, OK, parseReply, req, show } from '../helpers/attr.js';
 import { instanceMailOwner, makeInstanceDirs } from '../../bench/daemon.js';
+import { lookupUser } from '../../src/master/passwd.js';
 import { captureChild } from '../helpers/child.js';
 import { sleep, TestClient } from '../helpers/harness.js';
 
@@ -181,7 +182,8 @@ test('a stale socket file is replaced', async () => {
   const stale = spawn(
     process.execPath,
     ['-e', `require('net').createServer().listen(${JSON.stringify(i2.socket)}, () => process.kill(process.pid, 'SIGKILL'))`],
-    { stdio: 'ignore' },
+    // As the earlier run's daemon: a socket of mail_owner's, which the new one may probe.
+    { stdio: 'ignore', ...(lookupUser(instanceMailOwner()) ?? {}) },
   );
   children.push(stale);
   await new Promise<void>((resolve) => stale.on('exit', () => resolve()));

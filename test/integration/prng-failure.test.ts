@@ -11,7 +11,7 @@
  */
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,8 @@ import { TlsmgrClient } from '../../src/client/client.js';
 
 const PRELOAD = fileURLToPath(new URL('../helpers/failing-csprng.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tlsmgr-prngfail-'));
+// A root daemon drops to mail_owner, whose preload must see the flag file in here.
+chmodSync(work, 0o755);
 after(() => rmSync(work, { recursive: true, force: true }));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

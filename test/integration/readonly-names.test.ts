@@ -12,15 +12,16 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { REPO } from '../../bench/daemon.js';
+import { instanceMailOwner, makeInstanceDirs, REPO } from '../../bench/daemon.js';
 import { TlsmgrClient } from '../../src/client/client.js';
 
 const BIN = join(REPO, 'bin', 'tlsmgr');
 const work = mkdtempSync(join(tmpdir(), 'tlsmgr-names-'));
+chmodSync(work, 0o755); // a root daemon drops to mail_owner, who must reach the instance
 const children: ChildProcess[] = [];
 after(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -37,8 +38,8 @@ interface Run {
 
 function run(mainCf: string, args: string[]): Run {
   const dir = mkdtempSync(join(work, 'inst-'));
-  for (const d of ['etc', 'queue/private', 'data']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
-  const owner = process.getuid?.() === 0 ? 'root' : userInfo().username;
+  makeInstanceDirs(dir);
+  const owner = instanceMailOwner();
   writeFileSync(join(dir, 'etc/main.cf'),
     `queue_directory = ${dir}/queue\ndata_directory = ${dir}/data\nmail_owner = ${owner}\ncompatibility_level = 3.6\n${mainCf}`);
   const env: NodeJS.ProcessEnv = { ...process.env, MAIL_CONFIG: join(dir, 'etc') };
