@@ -11,6 +11,9 @@
  *   position 3 or 4 ends decoding at once and everything after it is ignored (`QQ=x`, `QQ==AAAA`
  *   decode to "A"); the unused low bits before padding are not checked (`QR==` is "A"); no
  *   whitespace and no base64url. Node's Buffer.from(s, 'base64') is too lenient for this.
+ * SECURITY
+ *   Decoded data may be a TLS session: when decoding fails part way, the bytes decoded so far
+ *   are zeroed before null is returned. The input is left alone (the caller owns it).
  * DIAGNOSTICS
  *   base64Decode() returns null for malformed input; the caller logs "malformed base64 data".
  * SEE ALSO
@@ -41,18 +44,24 @@ export function base64Decode(src: Buffer, start = 0, end = src.length): Buffer |
   for (let i = start; i < end; i += 4) {
     const a = DECODE[src[i]];
     const b = DECODE[src[i + 1]];
-    if (a === INVALID || b === INVALID) return null;
+    if (a === INVALID || b === INVALID) return malformed(out, o);
     out[o++] = (a << 2) | (b >> 4);
     const c3 = src[i + 2];
     if (c3 === PAD) return out.subarray(0, o);
     const c = DECODE[c3];
-    if (c === INVALID) return null;
+    if (c === INVALID) return malformed(out, o);
     out[o++] = ((b & 0x0f) << 4) | (c >> 2);
     const c4 = src[i + 3];
     if (c4 === PAD) return out.subarray(0, o);
     const d = DECODE[c4];
-    if (d === INVALID) return null;
+    if (d === INVALID) return malformed(out, o);
     out[o++] = ((c & 0x03) << 6) | d;
   }
   return out.subarray(0, o);
+}
+
+/* malformed - zero what was decoded before the bad character; the result is null */
+function malformed(out: Buffer, decoded: number): null {
+  out.fill(0, 0, decoded);
+  return null;
 }

@@ -16,6 +16,14 @@
  *   INT values follow attr/number, DATA values attr/base64. Warnings use the attr0 receiver's
  *   wording with `<path>` = ctx.path ("tlsmgr socket"). Values of `session` are never quoted in
  *   a warning: they are TLS secrets.
+ * SECURITY
+ *   A `session` value is a TLS session in base64. scanRequest() zeroes, before it returns,
+ *   every `session` value of the input (decoded or not, malformed or not, expected or extra)
+ *   and the partial `session` value of a truncated input; a session decoded for a request that
+ *   then fails is zeroed too. The decoded session of a served update is a fresh Buffer that the
+ *   consumer zeroes after use. cache_id and keyname never share memory with a session: they
+ *   are other tokens (views of received chunks, which attr/reader never writes to again) or a
+ *   fresh decode.
  * LIMITS
  *   cache_id at most ctx.cacheIdLimit bytes and a decoded session at most ctx.sessionLimit
  *   bytes (extensions: Postfix has no bound); over the bound is a scan failure (FAIL).
@@ -81,6 +89,20 @@ function eofWarning(ctx: ScanContext, partial: Buffer, context: 'name' | 'value'
 }
 
 export function scanRequest(input: RequestInput, ctx: ScanContext): ScanResult {
+  const r = scan(input, ctx);
+  wipeSessions(input);
+  return r;
+}
+
+/* wipeSessions - zero the encoded session bytes of the input, now that they are scanned */
+function wipeSessions(input: RequestInput): void {
+  const attrs = input.complete ? input.attrs : input.trunc.attrs;
+  for (const a of attrs) if (a.name === ATTR.SESSION) a.value.fill(0);
+  if (!input.complete && input.trunc.where === 'value' && input.trunc.name === ATTR.SESSION) input.trunc.partial.fill(0);
+}
+
+/* scan - the two scans */
+function scan(input: RequestInput, ctx: ScanContext): ScanResult {
   const bare = input.complete ? input.bare : input.trunc.bare;
   const attrs = input.complete ? input.attrs : input.trunc.attrs;
   const trunc = input.complete ? null : input.trunc;
@@ -139,7 +161,7 @@ export function scanRequest(input: RequestInput, ctx: ScanContext): ScanResult {
       return fail;
     }
     const v = convert(a, type, ctx);
-    if (v === null) return fail;
+    if (v === null) return dropDecoded(fail, expect, values);
     values.push(v);
   }
   if (rest.length > expect.length) {
@@ -149,11 +171,17 @@ export function scanRequest(input: RequestInput, ctx: ScanContext): ScanResult {
       ctx.warn(`unexpected attribute ${printable(trunc.name)} from ${ctx.path} (expecting: ${LIST_TERMINATOR})`);
     } else {
       eofWarning(ctx, trunc.partial, 'name');
-      return fail;
+      return dropDecoded(fail, expect, values);
     }
   }
   const req = build(name, values, ctx);
-  return req === null ? fail : { kind: 'request', req };
+  return req === null ? dropDecoded(fail, expect, values) : { kind: 'request', req };
+}
+
+/* dropDecoded - zero the DATA values decoded for a request that fails; returns the failure */
+function dropDecoded(fail: ScanResult, expect: ReadonlyArray<readonly [string, AttrType]>, values: ReadonlyArray<number | string | Buffer>): ScanResult {
+  for (let i = 0; i < values.length; i++) if (expect[i][1] === 'data') (values[i] as Buffer).fill(0);
+  return fail;
 }
 
 /* build - assemble the typed request; null when a semantic bound is exceeded */

@@ -118,3 +118,35 @@ test('round trip: 0..300 bytes of seeded random data, and all byte values', () =
   for (let i = 0; i < 256; i++) all[i] = i;
   assert.equal(hex(dec(base64Encode(all))), all.toString('hex'));
 });
+
+/** Decode while recording every Buffer the decoder allocates (its output buffer). */
+function decodeCapturing(s: string): { result: Buffer | null; allocated: Buffer[] } {
+  const allocated: Buffer[] = [];
+  const orig = { unsafe: Buffer.allocUnsafe, slow: Buffer.allocUnsafeSlow };
+  Buffer.allocUnsafe = (n) => {
+    const b = orig.unsafe(n);
+    allocated.push(b);
+    return b;
+  };
+  Buffer.allocUnsafeSlow = (n) => {
+    const b = orig.slow(n);
+    allocated.push(b);
+    return b;
+  };
+  try {
+    return { result: dec(s), allocated };
+  } finally {
+    Buffer.allocUnsafe = orig.unsafe;
+    Buffer.allocUnsafeSlow = orig.slow;
+  }
+}
+
+test('decode: a failure part way zeroes the bytes decoded before it (a partial session)', () => {
+  const good = Buffer.from('partial session bytes!', 'latin1').subarray(0, 21); // 21 bytes: 28 characters, no padding
+  for (const bad of ['!AAA', 'A!AA', 'AA!A', 'AAA!', 'AA!=', 'A=AA']) {
+    const { result, allocated } = decodeCapturing(good.toString('base64') + bad);
+    assert.equal(result, null, bad);
+    assert.ok(allocated.length > 0, 'the decoder allocated its output');
+    for (const b of allocated) assert.ok(b.subarray(0, good.length).every((x) => x === 0), `decoded bytes zeroed (${bad})`);
+  }
+});

@@ -74,3 +74,54 @@ test('start/end select a range of a larger buffer', () => {
   assert.equal(parseAttrInt(b, 7, b.length), 1);
   assert.equal(parseAttrInt(b, 3, 3), null, 'empty range');
 });
+
+/**
+ * Run fn while BigInt() refuses text longer than 40 characters: a parser that hands an
+ * unbounded digit string to BigInt (quadratic in its length) fails instead of passing slowly.
+ */
+function withoutLongBigInt<T>(fn: () => T): T {
+  const real = globalThis.BigInt;
+  const guarded = Object.assign((v: string | number | bigint | boolean): bigint => {
+    if (typeof v === 'string' && v.length > 40) throw new Error(`BigInt() on ${v.length} characters`);
+    return real(v);
+  }, { asIntN: real.asIntN, asUintN: real.asUintN });
+  globalThis.BigInt = guarded as BigIntConstructor;
+  try {
+    return fn();
+  } finally {
+    globalThis.BigInt = real;
+  }
+}
+
+test('a million digits: parsed in one pass, saturating or not as the significant digits say', () => {
+  const M = 1_000_000;
+  const cases: Array<[string, number]> = [
+    ['1' + '0'.repeat(M - 1), -1], // saturates
+    ['0'.repeat(M) + '1', 1], // leading zeros only
+    ['0'.repeat(M), 0],
+    ['-' + '0'.repeat(M) + '5', -5],
+    ['-' + '0'.repeat(M), 0],
+    [' \t+' + '0'.repeat(M) + '4294967297', 1],
+    ['0'.repeat(M) + '18446744073709551615', -1],
+    ['0'.repeat(M) + '18446744069414584320', 0], // 2^64 - 2^32: 20 digits, low 32 bits 0
+    ['-' + '0'.repeat(M) + '18446744073709551615', 1],
+    ['0'.repeat(M) + '18446744073709551616', -1],
+    ['-' + '9'.repeat(M), -1],
+    ['0'.repeat(M) + '1x', null as unknown as number],
+  ];
+  withoutLongBigInt(() => {
+    for (const [s, n] of cases) assert.equal(parse(s), n, `${s.slice(0, 12)}... (${s.length} characters)`);
+  });
+});
+
+test('20 significant digits are compared with 2^64-1 digit by digit', () => {
+  assert.equal(parse('18446744073709551614'), -2);
+  assert.equal(parse('18446744073709551615'), -1);
+  assert.equal(parse('18446744073709551616'), -1);
+  assert.equal(parse('18446744073709551625'), -1);
+  assert.equal(parse('18446744083709551615'), -1);
+  assert.equal(parse('10000000000000000000'), Number(BigInt.asIntN(32, 10n ** 19n)));
+  assert.equal(parse('-10000000000000000000'), Number(BigInt.asIntN(32, (1n << 64n) - 10n ** 19n)));
+  assert.equal(parse('99999999999999999999'), -1);
+  assert.equal(parse('00000000000000000000000000000000000000004294967298'), 2);
+});

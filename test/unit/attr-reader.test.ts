@@ -355,3 +355,201 @@ test('finish() between lists is null, and the reader accepts nothing afterwards'
   r.push(req('seed', ['size', '5']));
   assert.equal(r.next(), null);
 });
+
+/* ---- cost of input spread over many chunks ---- */
+
+/**
+ * Count the bytes copied by Buffer.concat, Buffer#copy, Buffer.from(view) and TypedArray#set
+ * while fn runs (a call made inside another counted call is not counted again).
+ */
+function bytesCopied(fn: () => void): number {
+  type SetFn = (this: Uint8Array, src: ArrayLike<number>, offset?: number) => void;
+  const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as { set: SetFn };
+  const orig = { concat: Buffer.concat, copy: Buffer.prototype.copy, from: Buffer.from, set: typedArrayProto.set };
+  let total = 0;
+  let depth = 0;
+  const count = <R>(f: () => R, size: (r: R) => number): R => {
+    depth++;
+    try {
+      const r = f();
+      if (depth === 1) total += size(r);
+      return r;
+    } finally {
+      depth--;
+    }
+  };
+  Buffer.concat = (list, len) => count(() => orig.concat(list, len), (r) => r.length);
+  Buffer.prototype.copy = function (this: Buffer, ...a: Parameters<Buffer['copy']>): number {
+    return count(() => orig.copy.apply(this, a), (r) => r);
+  };
+  const from = (...a: unknown[]): Buffer =>
+    count(() => (orig.from as (...x: unknown[]) => Buffer)(...a), (r) => (ArrayBuffer.isView(a[0]) ? r.length : 0));
+  (Buffer as { from: unknown }).from = from;
+  typedArrayProto.set = function (this: Uint8Array, src: ArrayLike<number>, offset?: number): void {
+    count(() => orig.set.call(this, src, offset), () => src.length);
+  };
+  try {
+    fn();
+  } finally {
+    Buffer.concat = orig.concat;
+    Buffer.prototype.copy = orig.copy;
+    Buffer.from = orig.from;
+    typedArrayProto.set = orig.set;
+  }
+  return total;
+}
+
+test('a 1.4 MB value trickled in 100-byte chunks is copied less than three times its length', () => {
+  const VALUE = 1_400_000;
+  const limits: AttrLimits = { nameLimit: 256, valueLimit: 1_500_000, countLimit: 32 };
+  const value = Buffer.alloc(VALUE, 'QUJD');
+  const stream = Buffer.concat([raw('request', 'update', 'cache_type', 'smtpd', 'cache_id', 'host:25', 'session'), value, Buffer.from('\0\0')]);
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < stream.length; i += 100) chunks.push(Buffer.from(stream.subarray(i, i + 100)));
+  const r = new Attr0Reader(limits);
+  const events: ReadEvent[] = [];
+  let held = 0;
+  const copied = bytesCopied(() => {
+    for (const c of chunks) {
+      r.push(c);
+      for (let ev = r.next(); ev !== null; ev = r.next()) events.push(ev);
+      held = Math.max(held, r.buffered);
+    }
+  });
+  assert.equal(events.length, 1);
+  const ev = events[0];
+  assert.ok(ev.type === 'list');
+  assert.deepEqual(ev.attrs.map((a) => a.name), ['request', 'cache_type', 'cache_id', 'session']);
+  assert.ok(ev.attrs[3].value.equals(value), 'the value arrives whole and intact');
+  assert.ok(copied < 3 * VALUE, `${copied} bytes copied for a ${VALUE}-byte value`);
+  assert.ok(held >= VALUE - 100 && held <= VALUE, `at most the value is held (${held})`);
+  assert.equal(r.buffered, 0);
+});
+
+test('a request that arrives in one chunk is not copied', () => {
+  const chunk = req('update', ['cache_type', 'smtpd'], ['cache_id', 'host:25'], ['session', b64(Buffer.alloc(300, 7))]);
+  const r = new Attr0Reader(LIMITS_BIG);
+  let ev: ReadEvent | null = null;
+  const copied = bytesCopied(() => {
+    r.push(chunk);
+    ev = r.next();
+  });
+  assert.equal(copied, 0);
+  const got = ev as ReadEvent | null;
+  assert.ok(got !== null && got.type === 'list');
+  assert.equal(got.attrs[3].value.buffer, chunk.buffer, 'values are views of the chunk');
+});
+
+/* ---- buffered ---- */
+
+const LIMITS_BIG: AttrLimits = { nameLimit: 256, valueLimit: 4096, countLimit: 32 };
+
+test('buffered counts the unconsumed bytes held, across chunks and queued pushes', () => {
+  const r = new Attr0Reader(LIMITS_BIG);
+  assert.equal(r.buffered, 0);
+  r.push(Buffer.from('request\0se', 'latin1'));
+  assert.equal(r.buffered, 10, 'nothing parsed yet');
+  assert.equal(r.next(), null);
+  assert.equal(r.buffered, 2, '"se" of an unfinished value');
+  r.push(Buffer.from('ed\0si', 'latin1'));
+  assert.equal(r.buffered, 7);
+  r.push(Buffer.from('ze\x005\0\0request', 'latin1')); // pushed before next(): queued
+  assert.equal(r.buffered, 7 + 13);
+  const ev = r.next();
+  assert.ok(ev !== null && ev.type === 'list');
+  assert.equal(serEvent(ev), L(['request', 'seed'], ['size', '5']));
+  assert.equal(r.buffered, 7, '"request" of the next list');
+  assert.equal(r.next(), null);
+  assert.equal(r.buffered, 7);
+  r.dropBuffered();
+  assert.equal(r.buffered, 0);
+  assert.equal(r.idle, true);
+});
+
+test('buffered is 0 after a limit and after finish()', () => {
+  const r = new Attr0Reader(LIMITS);
+  r.push(Buffer.from('n'.repeat(LIMITS.nameLimit), 'latin1'));
+  assert.equal(r.next(), null);
+  assert.equal(r.buffered, LIMITS.nameLimit);
+  r.push(Buffer.from('nn', 'latin1'));
+  assert.equal(r.next()?.type, 'limit');
+  assert.equal(r.buffered, 0);
+  const r2 = new Attr0Reader(LIMITS);
+  r2.push(Buffer.from('request\0se', 'latin1'));
+  r2.push(Buffer.from('ed', 'latin1'));
+  assert.equal(r2.next(), null);
+  const t = r2.finish();
+  assert.equal(t?.partial.toString('latin1'), 'seed');
+  assert.equal(r2.buffered, 0);
+});
+
+test('chunks pushed before next() is called parse as one stream', () => {
+  const parts = ['requ', 'est\0s', 'eed\0', 'size', '\x005\0\0req', 'uest\0po', 'licy\0cache_type\0smtpd\0\0'];
+  const r = new Attr0Reader(LIMITS);
+  for (const p of parts) r.push(Buffer.from(p, 'latin1'));
+  const out: string[] = [];
+  for (let ev = r.next(); ev !== null; ev = r.next()) out.push(serEvent(ev));
+  assert.deepEqual(out, [L(['request', 'seed'], ['size', '5']), L(['request', 'policy'], ['cache_type', 'smtpd'])]);
+  assert.equal(r.buffered, 0);
+});
+
+/* ---- zeroing (SECURITY) ---- */
+
+test('chunk bytes copied into a value spread over chunks are zeroed; the value is intact', () => {
+  const secret = b64(Buffer.alloc(90, 0xa5));
+  const stream = req('update', ['cache_type', 'smtpd'], ['cache_id', 'host:25'], ['session', secret]);
+  const at = stream.indexOf(Buffer.from(secret, 'latin1'));
+  // Cut inside the session value: its bytes arrive in three chunks.
+  const cuts = [at + 10, at + 70];
+  const chunks = [stream.subarray(0, cuts[0]), stream.subarray(cuts[0], cuts[1]), stream.subarray(cuts[1])].map((c) => Buffer.from(c));
+  const r = new Attr0Reader(LIMITS_BIG);
+  let ev: ReadEvent | null = null;
+  for (const c of chunks) {
+    r.push(c);
+    ev ??= r.next();
+  }
+  assert.ok(ev !== null && ev.type === 'list');
+  assert.equal(ev.attrs[3].value.toString('latin1'), secret);
+  assert.equal(ev.attrs[2].value.toString('latin1'), 'host:25', 'a value inside one chunk is untouched');
+  const left = Buffer.concat(chunks).toString('latin1');
+  assert.ok(!left.includes(secret.slice(0, 8)) && !left.includes(secret.slice(-8)), 'no piece of the value left in the chunks');
+  assert.ok(left.startsWith('request\0update\0cache_type\0smtpd\0cache_id\0host:25\0session\0'), 'bytes before the value are kept');
+});
+
+test('dropBuffered() zeroes the dropped bytes and leaves the values of the list alone', () => {
+  const chunk = Buffer.concat([req('seed', ['size', '5']), Buffer.from('request\0update\0session\0c2VjcmV0', 'latin1')]);
+  const r = new Attr0Reader(LIMITS);
+  r.push(chunk);
+  const ev = r.next();
+  assert.ok(ev !== null && ev.type === 'list');
+  r.dropBuffered();
+  const n = req('seed', ['size', '5']).length;
+  assert.equal(serEvent(ev), L(['request', 'seed'], ['size', '5']));
+  assert.ok(chunk.subarray(n).every((b) => b === 0), 'the dropped tail is zeroed');
+});
+
+test('a limit zeroes the buffered input and the values of the list it cuts off', () => {
+  const head = Buffer.from('request\0update\0session\0c2VjcmV0\0', 'latin1');
+  const tail = Buffer.from('n'.repeat(LIMITS.nameLimit + 1), 'latin1');
+  const r = new Attr0Reader(LIMITS);
+  r.push(head);
+  assert.equal(r.next(), null);
+  r.push(tail);
+  assert.equal(r.next()?.type, 'limit');
+  assert.ok(head.subarray(head.indexOf('c2Vj')).every((b) => b === 0), 'the pending session value is zeroed');
+  assert.ok(tail.every((b) => b === 0), 'the buffered name is zeroed');
+});
+
+test('finish(): a partial spread over chunks is collected; the chunk copies are zeroed', () => {
+  const a = Buffer.from('request\0update\0session\0c2Vj', 'latin1');
+  const b = Buffer.from('cmV0', 'latin1');
+  const r = new Attr0Reader(LIMITS);
+  r.push(a);
+  assert.equal(r.next(), null);
+  r.push(b);
+  assert.equal(r.next(), null);
+  const t = r.finish();
+  assert.equal(t?.where, 'value');
+  assert.equal(t?.partial.toString('latin1'), 'c2VjcmV0');
+  assert.ok(a.subarray(a.indexOf('c2Vj')).every((x) => x === 0) && b.every((x) => x === 0));
+});

@@ -360,3 +360,72 @@ test('session bound: sessionLimit decoded bytes accepted, sessionLimit + 1 -> FA
   assert.deepEqual(r, { kind: 'fail', request: 'update' });
   assert.deepEqual(warnings, [`session length 101 from ${PATH} exceeds tlsmgr_session_limit 100`]);
 });
+
+/* ---- session secrets are zeroed once scanned (SECURITY) ---- */
+
+/** A session whose base64 text has no padding and no piece in common with the other tokens. */
+const SECRET = Buffer.from('0123456789abcdefghijklmnopqrstuv'.repeat(3).slice(0, 90), 'latin1');
+const SECRET_B64 = b64(SECRET);
+
+/** Whether buf still holds any 8-character piece of the session's base64 text. */
+function holdsSecret(buf: Buffer): boolean {
+  const text = buf.toString('latin1');
+  for (let i = 0; i + 8 <= SECRET_B64.length; i += 4) if (text.includes(SECRET_B64.slice(i, i + 8))) return true;
+  return false;
+}
+
+test('every session value is zeroed in the received bytes once scanned, whatever the outcome', () => {
+  const s: [string, string] = ['session', SECRET_B64];
+  const cases: Array<[string, Buffer, boolean, string]> = [
+    ['served update', req('update', ['cache_type', 'smtpd'], ['cache_id', 'host:25'], s), false, 'request'],
+    ['session out of order (never decoded)', req('update', ['cache_type', 'smtpd'], s, ['cache_id', 'host:25']), false, 'fail'],
+    ['trailing extra session', req('lookup', ['cache_type', 'smtpd'], ['cache_id', 'host:25'], s), false, 'request'],
+    ['unknown request name', req('bogus', s), false, 'unknown'],
+    ['malformed session', req('update', ['cache_type', 'smtpd'], ['cache_id', 'host:25'], ['session', `${SECRET_B64.slice(0, -4)}!!!!`]), false, 'fail'],
+    ['end of input before the list terminator', raw('request', 'update', 'cache_type', 'smtpd', 'cache_id', 'host:25', 'session', SECRET_B64), true, 'fail'],
+    ['end of input inside the session value', raw('request', 'update', 'cache_type', 'smtpd', 'cache_id', 'host:25', 'session', SECRET_B64).subarray(0, -1), true, 'fail'],
+  ];
+  for (const [label, bytes, eof, kind] of cases) {
+    assert.ok(holdsSecret(bytes), `${label}: the input holds the session`);
+    const { r } = scan(bytes, { eof });
+    assert.equal(r.kind, kind, label);
+    assert.ok(!holdsSecret(bytes), `${label}: session bytes zeroed`);
+    if (label === 'served update') {
+      assert.ok(r.kind === 'request' && r.req.request === 'update');
+      assert.ok(r.req.session.equals(SECRET), 'the decoded session is intact');
+      assert.equal(r.req.cacheId.toString('latin1'), 'host:25', 'cache_id is untouched');
+    }
+  }
+});
+
+/** Run fn while recording the Buffers allocated by Buffer.allocUnsafe (the base64 decoder's output). */
+function capturingAllocations<T>(fn: () => T): { result: T; allocated: Buffer[] } {
+  const allocated: Buffer[] = [];
+  const orig = Buffer.allocUnsafe;
+  Buffer.allocUnsafe = (n) => {
+    const b = orig(n);
+    allocated.push(b);
+    return b;
+  };
+  try {
+    return { result: fn(), allocated };
+  } finally {
+    Buffer.allocUnsafe = orig;
+  }
+}
+
+test('a session decoded for a request that then fails is zeroed', () => {
+  const update = (id: string): Buffer => req('update', ['cache_type', 'smtpd'], ['cache_id', id], ['session', SECRET_B64]);
+  const cases: Array<[string, Buffer, { eof?: boolean; sessionLimit?: number; cacheIdLimit?: number }]> = [
+    ['session over the bound', update('host:25'), { sessionLimit: SECRET.length - 1 }],
+    ['cache_id over the bound', update('host:25'), { cacheIdLimit: 3 }],
+    ['end of input before the list terminator', update('host:25').subarray(0, -1), { eof: true }],
+  ];
+  for (const [label, bytes, opts] of cases) {
+    const { result, allocated } = capturingAllocations(() => scan(bytes, opts));
+    assert.deepEqual(result.r, { kind: 'fail', request: 'update' }, label);
+    const outputs = allocated.filter((b) => b.length === SECRET.length);
+    assert.ok(outputs.length > 0, `${label}: the session was decoded`);
+    for (const b of outputs) assert.ok(b.every((x) => x === 0), `${label}: decoded session zeroed`);
+  }
+});
