@@ -150,11 +150,6 @@ export class Attr0Reader {
     return this.spanLen + (this.buf.length - this.pos) + this.queueBytes;
   }
 
-  /** Bytes of unconsumed input held. */
-  get buffered(): number {
-    return this.buf.length - this.pos;
-  }
-
   /** Parse as far as the buffered bytes allow; null when more input is needed. */
   next(): ReadEvent | null {
     for (;;) {

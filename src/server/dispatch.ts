@@ -105,11 +105,15 @@ export class Dispatcher {
         return then(cache.lookup(req.cacheId), lookupReply);
       }
       case REQ.UPDATE: {
-        const cache = this.cacheFor(req.cacheType, req.request);
-        if (cache === null) return failResponse(req.request);
-        const done = cache.update(req.cacheId, req.session);
-        req.session.fill(0); // decoded for this request only; the cache has sealed its copy
-        return then(done, () => UPDATE_OK);
+        // The session was decoded for this request only: wiped whatever happens (the cache
+        // has sealed its own copy by the time update() returns, also for a remote store).
+        try {
+          const cache = this.cacheFor(req.cacheType, req.request);
+          if (cache === null) return failResponse(req.request);
+          return then(cache.update(req.cacheId, req.session), () => UPDATE_OK);
+        } finally {
+          req.session.fill(0);
+        }
       }
       case REQ.DELETE: {
         const cache = this.cacheFor(req.cacheType, req.request);

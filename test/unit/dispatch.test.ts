@@ -573,3 +573,14 @@ test('keys dropped by rotation are wiped in memory', () => {
   h.tickets.clear();
   assert.equal(h.tickets.key(Buffer.alloc(16), T0, 3600).status, 'nokey');
 });
+
+test('an update that is refused (bogus or disabled cache type) still wipes its decoded session', () => {
+  const h = makeHarness();
+  for (const cacheType of ['bogus', 'lmtp']) {
+    const session = Buffer.alloc(48, 0x77);
+    const reply = h.ctx.dispatcher.handle({ request: 'update', cacheType, cacheId: bytes('id'), session });
+    assert.ok(Buffer.isBuffer(reply));
+    assert.equal(show(reply), show(bytes(STATUS_FAIL)), cacheType);
+    assert.deepEqual(session, Buffer.alloc(48), `${cacheType}: the session is zeroed`);
+  }
+});

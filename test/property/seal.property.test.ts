@@ -10,9 +10,9 @@
  *     extension, another version byte, another key id, another stamp -- never throws and never
  *     opens.
  * LIMITS
- *   FUZZ_RUNS (environment) sets the runs per property, default 500 (about half a second for
- *   the file); runs are bounded in count only. fast-check prints the seed and the shrunk
- *   counterexample of a failure, so a failure is reproducible.
+ *   500 runs per property (about half a second for the file); FUZZ_RUNS, FUZZ_SEED and
+ *   FUZZ_PATH as in test/helpers/fuzz.ts, which prints the seed and the replay command of a
+ *   failure.
  */
 
 import assert from 'node:assert/strict';
@@ -20,12 +20,11 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { Sealer } from '../../src/cache/seal.js';
+import { checkProperty } from '../helpers/fuzz.js';
 import { sealV1 } from '../helpers/seal-v1.js';
 
-const RUNS = ((): number => {
-  const n = Number(process.env.FUZZ_RUNS ?? '');
-  return Number.isInteger(n) && n > 0 ? n : 500;
-})();
+/** Runs per property inside `npm test`; `npm run fuzz` raises it (test/helpers/fuzz.ts). */
+const RUNS = 500;
 
 const KEYS = [
   { id: 1, key: randomBytes(32) },
@@ -74,15 +73,17 @@ function openNever(cacheType: string, cacheId: Buffer, record: Buffer): void {
   }
 }
 
-test('arbitrary bytes never open and never throw', () => {
-  fc.assert(
+test('arbitrary bytes never open and never throw', (t) => {
+  checkProperty(
+    t,
     fc.property(cacheTypeArb, bytesArb(64), bytesArb(400), (type, cacheId, record) => openNever(type, cacheId, record)),
-    { numRuns: RUNS },
+    RUNS,
   );
 });
 
-test('arbitrary bytes behind a plausible header (known version and key id) never open', () => {
-  fc.assert(
+test('arbitrary bytes behind a plausible header (known version and key id) never open', (t) => {
+  checkProperty(
+    t,
     fc.property(
       fc.constantFrom(1, 2),
       fc.integer({ min: 0, max: KEYS.length - 1 }),
@@ -94,12 +95,13 @@ test('arbitrary bytes behind a plausible header (known version and key id) never
         openNever('smtpd', cacheId, rec);
       },
     ),
-    { numRuns: RUNS },
+    RUNS,
   );
 });
 
-test('valid records (versions 1 and 2, either key) open on every member with their stamp and session', () => {
-  fc.assert(
+test('valid records (versions 1 and 2, either key) open on every member with their stamp and session', (t) => {
+  checkProperty(
+    t,
     fc.property(validArb, (v) => {
       assert.equal(v.record[0], v.version);
       for (const m of MEMBERS) {
@@ -109,7 +111,7 @@ test('valid records (versions 1 and 2, either key) open on every member with the
         assert.deepEqual(r.session, v.session);
       }
     }),
-    { numRuns: RUNS },
+    RUNS,
   );
 });
 
@@ -156,13 +158,14 @@ function mutate(rec: Buffer, m: Mutation): Buffer | null {
   }
 }
 
-test('a valid record with one mutation (bit flip, truncation, extension, version, key id, stamp) never opens', () => {
-  fc.assert(
+test('a valid record with one mutation (bit flip, truncation, extension, version, key id, stamp) never opens', (t) => {
+  checkProperty(
+    t,
     fc.property(validArb, mutationArb, (v, m) => {
       const bad = mutate(v.record, m);
       fc.pre(bad !== null);
       openNever(v.cacheType, v.cacheId, bad as Buffer);
     }),
-    { numRuns: RUNS },
+    RUNS,
   );
 });
