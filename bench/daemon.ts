@@ -2,7 +2,7 @@
  * NAME
  *   bench/daemon - start our tlsmgr as a real process on a scratch instance directory
  * SYNOPSIS
- *   startDaemon({ mainCf?: Record<string,string>, args? }): Promise<RunningDaemon>
+ *   startDaemon({ mainCf?: Record<string,string>, args?, nodeArgs?, bin? }): Promise<RunningDaemon>
  * DESCRIPTION
  *   Makes a temp dir with etc/main.cf (queue and data directories inside it, mail_owner = the
  *   current user, as root "postfix" or "nobody": instanceMailOwner(), makeInstanceDirs()),
@@ -11,6 +11,8 @@
  *   and removes the directory. Used by the benchmarks and the integration tests. The node
  *   options of bin/tlsmgr's #! line (`#!/usr/bin/env -S node <options>`) are passed as master
  *   running the file would, then nodeArgs (e.g. --cpu-prof --cpu-prof-dir=DIR for profiling).
+ *   bin (default this checkout's bin/tlsmgr) runs another build, e.g. an older commit's
+ *   worktree, to compare against.
  * LIMITS
  *   Waits at most 15 s for the socket.
  */
@@ -83,13 +85,13 @@ export interface RunningDaemon {
 }
 
 export async function startDaemon(
-  opts: { mainCf?: Record<string, string>; args?: string[]; nodeArgs?: string[] } = {},
+  opts: { mainCf?: Record<string, string>; args?: string[]; nodeArgs?: string[]; bin?: string } = {},
 ): Promise<RunningDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-'));
   makeInstanceDirs(dir);
   writeInstanceMainCf(dir, { mail_owner: instanceMailOwner(), ...opts.mainCf });
   const socket = join(dir, 'queue/private/tlsmgr');
-  const bin = join(REPO, 'bin/tlsmgr');
+  const bin = opts.bin ?? join(REPO, 'bin/tlsmgr');
   const proc = spawn(process.execPath, [...shebangNodeArgs(bin), ...(opts.nodeArgs ?? []), bin, ...(opts.args ?? [])], {
     env: { ...process.env, MAIL_CONFIG: join(dir, 'etc') },
     stdio: ['ignore', 'ignore', 'pipe'],

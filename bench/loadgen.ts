@@ -13,7 +13,8 @@
  *   A connection keeps only serial numbers of what it stored (ids and sessions are derived
  *   from them again): a load generator holding every session would have garbage-collection
  *   pauses of a few ms that delay every request in flight and show up as daemon latency.
- *   With `pid`, the daemon's RSS and CPU seconds (its child processes included) are read from /proc.
+ *   With `pid`, the daemon's RSS and CPU seconds (its child processes included) are read from /proc;
+ *   procStats() also gives the tree's peak RSS (the sum of each process's VmHWM).
  * LIMITS
  *   Bounded by durationMs; stops early after 1000 errors.
  */
@@ -39,6 +40,7 @@ export interface OpStats {
   p50_us: number;
   p99_us: number;
   p999_us: number;
+  max_us: number;
 }
 
 export interface LoadReport {
@@ -58,26 +60,30 @@ function pct(sorted: Float64Array, p: number): number {
 }
 
 /*
- * procStats - RSS (MB) and user+system CPU seconds of a process and its child processes,
- * from /proc: our daemon's watchdog is a child process (master/watchdog.ts), and its memory
- * counts as the daemon's.
+ * procStats - RSS (MB), peak RSS (MB, the sum of each process's VmHWM: at least the tree's
+ * true peak) and user+system CPU seconds of a process and its child processes, from /proc:
+ * our daemon's watchdog is a child process (master/watchdog.ts), and its memory counts as
+ * the daemon's.
  */
-export function procStats(pid: number): { rssMb: number; cpuS: number } {
+export function procStats(pid: number): { rssMb: number; peakRssMb: number; cpuS: number } {
   let rssKb = 0;
+  let hwmKb = 0;
   let ticks = 0;
   for (const p of [pid, ...childrenOf(pid)]) {
     try {
       const status = readFileSync(`/proc/${p}/status`, 'latin1');
       const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
       const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       rssKb += rss ? Number(rss[1]) : 0;
+      hwmKb += hwm ? Number(hwm[1]) : 0;
       ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
     } catch (err) {
       if (p === pid) throw err; // a child may exit between the listing and the read
     }
   }
-  return { rssMb: rssKb / 1024, cpuS: ticks / 100 };
+  return { rssMb: rssKb / 1024, peakRssMb: hwmKb / 1024, cpuS: ticks / 100 };
 }
 
 /** childrenOf - the direct children of every thread of pid (from /proc; [] once it is gone). */
@@ -223,7 +229,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const report: LoadReport = { connections: opts.connections, seconds, requests: 0, requests_per_s: 0, errors, ops: {} };
   for (const o of ops) {
     const s = Float64Array.from(lat[o]).sort();
-    report.ops[o] = { count: s.length, p50_us: pct(s, 0.5), p99_us: pct(s, 0.99), p999_us: pct(s, 0.999) };
+    report.ops[o] = { count: s.length, p50_us: pct(s, 0.5), p99_us: pct(s, 0.99), p999_us: pct(s, 0.999), max_us: s.length > 0 ? s[s.length - 1] : 0 };
     report.requests += s.length;
   }
   report.requests_per_s = report.requests / seconds;
