@@ -37,6 +37,12 @@
  *   limits.valueLimit bytes; a list by limits.countLimit attributes. Exceeding one yields a
  *   'limit' event; the reader is then dead (the connection must be closed). The bounds are
  *   checked by next(): a consumer that pushes without calling next() buffers without bound.
+ *   `held` is the memory an unfinished list keeps alive (for a process-wide bound): the
+ *   chunk being parsed while a list is open, the collecting buffer's capacity, queued chunks,
+ *   and the names and values of the open list that live outside that chunk. When the reader
+ *   moves on from a chunk while a list is open, the list's values still in that chunk are
+ *   copied out (each at most once, then zeroed in the chunk), so a few complete values never
+ *   keep whole received chunks alive behind a small count.
  * DIAGNOSTICS
  *   Never throws on peer input; problems are events or the truncation record.
  * SEE ALSO
@@ -109,6 +115,8 @@ export class Attr0Reader {
   private bare: Buffer | null = null;
   private attrs: Attr[] = [];
   private pendingName = '';
+  /** Bytes of the open list's names and values held outside buf (see held). */
+  private listOwned = 0;
 
   /**
    * @param shortPath enable the server-side short-input path (default); a client reading
@@ -124,6 +132,7 @@ export class Attr0Reader {
     if (this.state === State.Dead || chunk.length === 0) return;
     if (this.pos >= this.buf.length && this.spanLen === 0 && this.queueBytes === 0) {
       if (this.shortPath && this.state === State.Start && chunk.length <= 2) this.state = State.Bare;
+      this.adopt();
       this.buf = chunk;
       this.pos = 0;
       this.scanned = 0;
@@ -131,6 +140,7 @@ export class Attr0Reader {
       // The rest of buf is the NUL-free start of an unfinished token, already checked
       // against its bound by next(): keep it in the span and parse the new chunk.
       this.toSpan(this.buf, this.pos);
+      this.adopt();
       this.buf = chunk;
       this.pos = 0;
       this.scanned = 0;
@@ -150,6 +160,12 @@ export class Attr0Reader {
     return this.spanLen + (this.buf.length - this.pos) + this.queueBytes;
   }
 
+  /** Memory in bytes that input not yet handed out in an event keeps alive (see LIMITS). */
+  get held(): number {
+    const chunk = this.state === State.Start && this.pos >= this.buf.length ? 0 : this.buf.length;
+    return chunk + this.span.length + this.queueBytes + this.listOwned;
+  }
+
   /** Parse as far as the buffered bytes allow; null when more input is needed. */
   next(): ReadEvent | null {
     for (;;) {
@@ -162,6 +178,7 @@ export class Attr0Reader {
         if (this.spanLen + this.buf.length - this.pos > limit) return this.die(this.state === State.Value ? 'value' : 'name', limit);
         if (this.queueBytes === 0) return null;
         this.toSpan(this.buf, this.pos);
+        this.adopt();
         this.buf = this.shiftQueue();
         this.pos = 0;
         this.scanned = 0;
@@ -180,10 +197,13 @@ export class Attr0Reader {
             return ev;
           }
           this.pendingName = token.toString('latin1');
+          this.listOwned += token.length;
           this.state = State.Value;
           break;
         case State.Value:
           this.attrs.push({ name: this.pendingName, value: token });
+          // A value collected over chunks lives in its own memory (the span's capacity).
+          if (token.buffer !== this.buf.buffer) this.listOwned += token.buffer.byteLength;
           if (this.attrs.length > this.limits.countLimit) return this.die('count', this.limits.countLimit);
           this.state = State.Name;
           break;
@@ -242,6 +262,27 @@ export class Attr0Reader {
     this.bare = null;
     this.attrs = [];
     this.pendingName = '';
+    this.listOwned = 0;
+  }
+
+  /*
+   * adopt - the reader is about to let go of buf: copy the open list's values that still
+   * point into it (and zero them there), so the chunk is not kept alive by them. A value is
+   * adopted once at most (its copy is the reader's), so the cost stays linear.
+   */
+  private adopt(): void {
+    if (this.attrs.length === 0 && this.bare === null) return;
+    const chunk = this.buf.buffer;
+    for (let i = 0; i < this.attrs.length; i++) {
+      const v = this.attrs[i].value;
+      if (v.buffer !== chunk) continue;
+      const own = Buffer.allocUnsafeSlow(v.length);
+      v.copy(own);
+      v.fill(0);
+      this.attrs[i] = { name: this.attrs[i].name, value: own };
+      this.listOwned += v.length;
+    }
+    if (this.bare !== null && this.bare.buffer === chunk) this.bare = Buffer.from(this.bare);
   }
 
   private die(what: 'name' | 'value' | 'count', limit: number): ReadEvent {
@@ -263,6 +304,7 @@ export class Attr0Reader {
 
   /* release - forget all input without touching it */
   private release(): void {
+    this.listOwned = 0;
     this.buf = EMPTY;
     this.pos = 0;
     this.scanned = 0;

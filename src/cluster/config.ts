@@ -148,7 +148,12 @@ function readTlsFile(where: string, path: string): Buffer | undefined {
 }
 
 export function configFromTable(table: ReadonlyMap<string, string>, source: string, warn: (msg: string) => void = () => undefined): RedisConfig {
-  for (const name of table.keys()) if (!KNOWN.has(name)) warn(`${source}: unknown parameter "${name}" ignored`);
+  for (const name of table.keys()) {
+    if (KNOWN.has(name)) continue;
+    // A mistyped line ("password:secret") makes the whole text a name: show only a plain one.
+    const shown = /^[A-Za-z0-9_]{1,64}$/.test(name) && !/password|secret/i.test(name) ? `"${name}"` : '(name not shown)';
+    warn(`${source}: unknown parameter ${shown} ignored`);
+  }
   const get = (name: string, def = ''): string => (table.get(name) ?? def).trim();
   const where = (name: string): string => `${source}: ${name}`;
 

@@ -33,7 +33,7 @@
  *   line (by line number; key text is never echoed), an id over 4294967295, a repeated id.
  */
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { FatalError } from '../errors.js';
 import { Sealer, SEAL_KEY_LEN, type SealKey } from '../cache/seal.js';
@@ -158,7 +158,8 @@ export function parseClusterKeys(text: string, where: string, random?: (n: numbe
 export function readClusterKeys(path: string, random: (n: number) => Buffer = randomBytes): ClusterKeys {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // No link followed, and a FIFO planted there cannot hang the start.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     throw new FatalError(`open cluster key file ${path}: ${(err as Error).message}`, { cause: err });
   }

@@ -33,10 +33,11 @@ export function asEffectiveUser<T>(ids: UserIds | null, fn: () => T): T {
   if (ids === null || p.geteuid?.() !== 0 || ids.uid === 0 || !p.seteuid || !p.setegid) return fn();
   const groups = p.getgroups?.() ?? [];
   const egid = p.getegid?.() ?? 0;
-  p.setegid(ids.gid);
-  p.setgroups?.([ids.gid]);
-  p.seteuid(ids.uid);
+  // The restore covers a switch that failed half way too: every step is undone.
   try {
+    p.setegid(ids.gid);
+    p.setgroups?.([ids.gid]);
+    p.seteuid(ids.uid);
     return fn();
   } finally {
     p.seteuid(0);

@@ -168,7 +168,7 @@ export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
     } finally {
       ctx.onRequest?.(false);
     }
-    if (slot !== null && !closed) guard?.account(slot, reader.buffered, reader.idle);
+    if (slot !== null && !closed) guard?.account(slot, reader.held, reader.idle);
   });
 
   const serveChunk = (chunk: Buffer): void => {

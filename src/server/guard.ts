@@ -13,11 +13,14 @@
  *   reader already bounds each token and list (attr/reader.ts); this bounds the whole:
  *   - at most limits.connectionLimit connections at once (tlsmgr_connection_limit); one
  *     more is closed at once, without a greeting;
- *   - at most limits.inputBufferLimit bytes of unfinished requests held by all connections
- *     together (tlsmgr_input_buffer_limit); past it the connection holding the most is
- *     closed, then the next, until the total is under the bound again. A client that sends
- *     whole requests holds nothing between reads, so it is never the one closed while
- *     another holds more;
+ *   - at most limits.inputBufferLimit bytes kept alive by unfinished requests of all
+ *     connections together (tlsmgr_input_buffer_limit; per connection the reader's `held`:
+ *     received chunks, collecting buffers and the complete values of an open list); past it
+ *     the connection holding the most is closed, then the next, until the total is under
+ *     the bound again. Postfix's clients hold a few kB between reads at most (a request over
+ *     their 4 kB write buffer arrives in parts), so hostile holders go first; only when a
+ *     hostile client spreads the bound thinly over thousands of connections can a large
+ *     legitimate request be the biggest one;
  *   - a request that was started must be finished within limits.requestDeadline seconds
  *     (Postfix's ipc_timeout): it is counted from the read that left the request
  *     unfinished, and the connection is closed when it passes. A connection that is idle
@@ -41,7 +44,7 @@ import { WarnLimiter } from '../cache/ratelimit.js';
 export interface GuardLimits {
   /** tlsmgr_connection_limit: connections served at once. */
   connectionLimit: number;
-  /** tlsmgr_input_buffer_limit: bytes of unfinished requests held by all connections. */
+  /** tlsmgr_input_buffer_limit: bytes kept alive by unfinished requests of all connections. */
   inputBufferLimit: number;
   /** ipc_timeout, in seconds: the time a started request has to be finished. */
   requestDeadline: number;
@@ -59,7 +62,7 @@ export interface GuardDeps {
 
 /** One admitted connection's share. */
 export interface GuardSlot {
-  /** Bytes of an unfinished request this connection holds. */
+  /** Bytes its unfinished request keeps alive (the reader's held). */
   buffered: number;
   /** When its unfinished request started (monotonic ms), 0 when idle. */
   startedAt: number;
@@ -92,7 +95,7 @@ export class ConnectionGuard {
     return this.connections;
   }
 
-  /** Bytes of unfinished requests held by all connections now. */
+  /** Bytes kept alive by unfinished requests of all connections now. */
   get buffered(): number {
     return this.total;
   }

@@ -140,18 +140,19 @@ test('ipc_timeout: a request stalled halfway is dropped; a connection idle betwe
 });
 
 test('tlsmgr_input_buffer_limit: of two clients holding too much, exactly one goes; the other and a whole-request client are served', async () => {
-  const d = await startDaemon(['tlsmgr_input_buffer_limit=1000000']);
+  const d = await startDaemon(['tlsmgr_input_buffer_limit=1500000']);
   const victim = await TestClient.open(d.socket);
   const a = await TestClient.open(d.socket);
   const b = await TestClient.open(d.socket);
   try {
     await seedWorks(victim);
-    // Each holds 600 kB of an unfinished session value: 1.2 MB together, over the bound.
+    // Each holds 600 kB of an unfinished session value, which keeps about 1.1 MB alive (the
+    // collecting buffer grows by doubling): 2.2 MB together, over the bound; one alone is not.
     const head = Buffer.from('request\0update\0cache_type\0smtpd\0cache_id\0hostile\0session\0', 'latin1');
     const value = Buffer.alloc(600_000, 0x41);
     a.send(Buffer.concat([head, value]));
     b.send(Buffer.concat([head, value]));
-    await logged(d, /warning: .*over tlsmgr_input_buffer_limit = 1000000 -- closing the connection that holds the most/);
+    await logged(d, /warning: .*over tlsmgr_input_buffer_limit = 1500000 -- closing the connection that holds the most/);
     await seedWorks(victim);
     // Bounded wait for the close to reach us.
     const until = Date.now() + 5000;
@@ -165,5 +166,25 @@ test('tlsmgr_input_buffer_limit: of two clients holding too much, exactly one go
     await seedWorks(victim);
   } finally {
     for (const c of [victim, a, b]) c.destroy();
+  }
+});
+
+test('tlsmgr_input_buffer_limit counts complete values of a list that never ends', async () => {
+  const d = await startDaemon(['tlsmgr_input_buffer_limit=4000000']);
+  const victim = await TestClient.open(d.socket);
+  const hoarder = await TestClient.open(d.socket);
+  try {
+    await seedWorks(victim);
+    // Five complete 1 MB values (each within tlsmgr_attr_value_limit) and no list terminator:
+    // nothing is pending in a token, yet 5 MB stay in memory.
+    const parts = [Buffer.from('request\0update\0', 'latin1')];
+    for (let i = 0; i < 5; i++) parts.push(Buffer.from(`n${i}\0`, 'latin1'), Buffer.alloc(1_000_000, 0x41), Buffer.alloc(1));
+    hoarder.send(Buffer.concat(parts));
+    assert.equal((await hoarder.waitEnd(8000)).length, 0, 'the hoarder is closed without a reply');
+    await logged(d, /warning: .*over tlsmgr_input_buffer_limit = 4000000 -- closing the connection that holds the most/);
+    await seedWorks(victim);
+  } finally {
+    victim.destroy();
+    hoarder.destroy();
   }
 });

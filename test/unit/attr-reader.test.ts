@@ -513,7 +513,9 @@ test('chunk bytes copied into a value spread over chunks are zeroed; the value i
   assert.equal(ev.attrs[2].value.toString('latin1'), 'host:25', 'a value inside one chunk is untouched');
   const left = Buffer.concat(chunks).toString('latin1');
   assert.ok(!left.includes(secret.slice(0, 8)) && !left.includes(secret.slice(-8)), 'no piece of the value left in the chunks');
-  assert.ok(left.startsWith('request\0update\0cache_type\0smtpd\0cache_id\0host:25\0session\0'), 'bytes before the value are kept');
+  // The open list's earlier values were copied out before the first chunk was let go (held
+  // memory stays what the reader counts); the event carries them intact.
+  assert.deepEqual(ev.attrs.slice(0, 3).map((a) => a.value.toString('latin1')), ['update', 'smtpd', 'host:25']);
 });
 
 test('dropBuffered() zeroes the dropped bytes and leaves the values of the list alone', () => {

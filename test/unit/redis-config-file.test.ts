@@ -73,8 +73,16 @@ test('a password joined to another value by an indented line is cut out of the m
   const q = cf([...base, `password = ${PW2}`, 'tls = yes', `tls_ca_file = /nonexistent/${PW2}`, `hostz${PW2} = 1`]);
   const msg2 = fatalMessage(() => readRedisConfig(q, (m) => warnings.push(m)));
   assert.match(msg2, /^.*: tls_ca_file: cannot read \/nonexistent\/\(hidden\): /);
-  assert.deepEqual(warnings, [`${q}: unknown parameter "hostz(hidden)" ignored`]);
+  assert.deepEqual(warnings, [`${q}: unknown parameter (name not shown) ignored`]);
   assertNoSecret([msg, msg2, ...warnings]);
+});
+
+test('a mistyped password line ("password:<secret>") becomes an unknown name that is not shown', () => {
+  const warnings: string[] = [];
+  const p = cf([...base, `password:${PW1}==`]); // base64 padding makes it name = value
+  readRedisConfig(p, (m) => warnings.push(m));
+  assert.deepEqual(warnings, [`${p}: unknown parameter (name not shown) ignored`]);
+  assertNoSecret(warnings);
 });
 
 test('a password joined to key_file\'s value is cut out of the key file\'s fatal too (ClusterLinks)', () => {
