@@ -32,7 +32,7 @@
  *   plus SEAL_OVERHEAD are refused.
  * DIAGNOSTICS
  *   Warnings as in scache.ts (UTF-8, oversize, corrupt; an overlong value is a corrupt entry
- *   with the reason "N-byte record, over the M-byte limit"); Redis failures are logged by
+ *   with the reason "record longer than the M-byte limit"); Redis failures are logged by
  *   the link (cluster/link.ts), rate-limited. Nothing is ever thrown or rejected.
  */
 
@@ -111,23 +111,25 @@ export class RemoteScache implements SessionCache {
       return null;
     }
     const keys = this.keysFor(cacheId);
-    let records: Array<Buffer | null>;
+    let records: Buffer[];
     try {
-      records = await this.opts.link.run('lookup', (r) => Promise.all(keys.map((k) => r.getBuffer(k))));
+      // Redis is a peer, not a friend: at most one byte past the longest record of ours is
+      // read, so a planted 512 MB value costs the daemon maxRecord + 1 bytes, not 512 MB.
+      records = await this.opts.link.run('lookup', (r) => Promise.all(keys.map((k) => r.getrangeBuffer(k, 0, this.maxRecord))));
     } catch {
       c.misses++;
       return null;
     }
-    const i = records.findIndex((r) => r !== null);
+    const i = records.findIndex((r) => r.length > 0);
     if (i < 0) {
       c.misses++;
       return null;
     }
-    const record = records[i] as Buffer;
-    // Redis is a peer, not a friend: a value longer than any record of ours is refused by its
-    // length alone, before any decryption work is spent on it.
+    const record = records[i];
+    // A value longer than any record of ours is refused by its length alone, before any
+    // decryption work is spent on it.
     const r = record.length > this.maxRecord
-      ? { ok: false as const, reason: `${record.length}-byte record, over the ${this.maxRecord}-byte limit` }
+      ? { ok: false as const, reason: `record longer than the ${this.maxRecord}-byte limit` }
       : this.opts.sealer.open(this.cacheType, cacheId, record);
     if (!r.ok) {
       c.corrupt++;

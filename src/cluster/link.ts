@@ -4,7 +4,7 @@
  *   deadline on every call, fail-fast when down, counters and rate-limited warnings
  * SYNOPSIS
  *   const link = RedisLink.open(config, deps)
- *   await link.run(op, (redis) => redis.getBuffer(key))      throws RemoteError
+ *   await link.run(op, (redis) => redis.getrangeBuffer(key, 0, max)) throws RemoteError
  *   link.ready  link.counters  link.statsLine()  link.close()
  * DESCRIPTION
  *   smtpd and smtp wait for tlsmgr synchronously, so Redis must never hold a request up:
@@ -46,9 +46,12 @@ import { redact, type RedisConfig } from './config.js';
  * The commands tlsmgr uses; both Redis and Cluster provide them. No command that names
  * several keys (MGET, EXISTS or DEL of more than one key) unless RedisLink.cluster is false:
  * Redis Cluster refuses keys in different hash slots with CROSSSLOT, and tlsmgr's keys are
- * keyed hashes, in unrelated slots (cache/rscache.ts, RemoteScache.del).
+ * keyed hashes, in unrelated slots (cache/rscache.ts, RemoteScache.del). Values are read
+ * with GETRANGE up to the longest acceptable record, never GET: a reply is read whole into
+ * memory (even after the call timed out) before any length check could refuse it, and
+ * whoever can write to Redis can store 512 MB under a key.
  */
-export type RedisClient = Pick<Redis, 'getBuffer' | 'set' | 'del' | 'pexpire'>;
+export type RedisClient = Pick<Redis, 'getrangeBuffer' | 'set' | 'del' | 'pexpire'>;
 
 /** Timeouts in a row after which the connection is dropped and made again. */
 export const TIMEOUTS_BEFORE_RESET = 3;

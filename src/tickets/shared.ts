@@ -24,7 +24,10 @@
  *   slot: Redis never holds a ticket key in clear, and a record moved to another slot fails.
  *   A sealed key has one exact length per record version (88 + SEAL_OVERHEAD for version 2,
  *   88 + SEAL_OVERHEAD_V1 for the version 1 of members not yet upgraded); a value of any
- *   other length is refused before it is decrypted.
+ *   other length is refused before it is decrypted. Slots are read with GETRANGE up to one
+ *   byte past the longer of the two (MAX_RECORD), so a value of hundreds of megabytes
+ *   planted in Redis never reaches the daemon's memory; GETRANGE answers a missing key with
+ *   an empty value, and an empty value is taken as a missing key.
  *   When Redis cannot be reached (or answers something that does not open), the request is
  *   served from the local ring (tickets/keys.ts) instead, which smtpd cannot tell apart; names
  *   are looked up in both, so tickets issued under a fallback key still resume on this host.
@@ -33,7 +36,8 @@
  *   and on the time to within a slot; clocks should be synchronised (NTP).
  * DIAGNOSTICS
  *   Redis failures are counted and logged by the link (cluster/link.ts). A record that does
- *   not open, or that is refused unopened (an unknown version, or "bad record length N"),
+ *   not open, or that is refused unopened (an unknown version, "bad record length N", or
+ *   "bad record length over MAX_RECORD"),
  *   gets one rate-limited warning, and that slot is served from the local ring. Nothing is
  *   thrown or rejected.
  */
@@ -41,7 +45,7 @@
 import type { Clock } from '../clock.js';
 import type { RedisLink } from '../cluster/link.js';
 import { WarnLimiter } from '../cache/ratelimit.js';
-import { recordOverhead, type Sealer } from '../cache/seal.js';
+import { SEAL_OVERHEAD, SEAL_OVERHEAD_V1, recordOverhead, type Sealer } from '../cache/seal.js';
 import type { Maybe } from '../cache/session-cache.js';
 import { TICKET } from '../protocol/names.js';
 import { TOUT_OFFSET, type TicketKey, type TicketKeyResult, type TicketKeyRing } from './keys.js';
@@ -64,6 +68,8 @@ export interface SharedTicketKeysOptions {
 }
 
 const LABEL = 'tktkey';
+/** The longest sealed ticket key of any record version; a slot value is read up to one byte past it. */
+const MAX_RECORD = TICKET.RECORDLEN + Math.max(SEAL_OVERHEAD, SEAL_OVERHEAD_V1);
 
 export class SharedTicketKeys implements TicketKeySource {
   /** Keys of the group by slot, for the slot length `half`. */
@@ -119,14 +125,14 @@ export class SharedTicketKeys implements TicketKeySource {
     const keys = [s, s + 1].map((slot) => this.redisKey(half, slot));
     // A key's record lives until its slot began + 2 half (it then no longer decrypts).
     const ttl = [s, s + 1].map((slot) => Math.max(1, ((slot + 2) * half - now + 1) * 1000));
-    let got: Array<Buffer | null>;
+    let got: Buffer[];
     try {
       got = await this.opts.link.run('tktkey', async (r) => {
         const [, , a, b] = await Promise.all([
           r.set(keys[0], mine[0], 'PX', ttl[0], 'NX'),
           r.set(keys[1], mine[1], 'PX', ttl[1], 'NX'),
-          r.getBuffer(keys[0]),
-          r.getBuffer(keys[1]),
+          r.getrangeBuffer(keys[0], 0, MAX_RECORD),
+          r.getrangeBuffer(keys[1], 0, MAX_RECORD),
         ]);
         return [a, b];
       });
@@ -141,9 +147,9 @@ export class SharedTicketKeys implements TicketKeySource {
   /* fetch - read the keys of slots s-1, s, s+1 (a name lookup that missed in memory) */
   private async fetch(s: number, half: number): Promise<void> {
     const slots = [s - 1, s, s + 1];
-    let got: Array<Buffer | null>;
+    let got: Buffer[];
     try {
-      got = await this.opts.link.run('tktkey', (r) => Promise.all(slots.map((slot) => r.getBuffer(this.redisKey(half, slot)))));
+      got = await this.opts.link.run('tktkey', (r) => Promise.all(slots.map((slot) => r.getrangeBuffer(this.redisKey(half, slot), 0, MAX_RECORD))));
     } catch {
       return;
     }
@@ -151,18 +157,19 @@ export class SharedTicketKeys implements TicketKeySource {
   }
 
   /* learn - open and remember fetched slot keys (unless the slot length changed meanwhile) */
-  private learn(slots: readonly number[], records: ReadonlyArray<Buffer | null>, half: number): void {
+  private learn(slots: readonly number[], records: readonly Buffer[], half: number): void {
     if (half !== this.half) return;
     slots.forEach((slot, i) => {
       const rec = records[i];
-      if (rec === null || rec === undefined || this.slots.has(slot)) return;
+      if (rec === undefined || rec.length === 0 || this.slots.has(slot)) return;
       // A sealed ticket key has exactly one length per record version: anything else read
-      // from Redis is refused before any decryption work is spent on it.
+      // from Redis is refused before any decryption work is spent on it. A read of
+      // MAX_RECORD + 1 bytes was cut short: the value is longer still.
       const overhead = recordOverhead(rec);
       const r = overhead === undefined
-        ? { ok: false as const, reason: rec.length > 0 ? `unknown record version ${rec[0]}` : 'bad record length 0' }
+        ? { ok: false as const, reason: `unknown record version ${rec[0]}` }
         : rec.length !== overhead + TICKET.RECORDLEN
-          ? { ok: false as const, reason: `bad record length ${rec.length}` }
+          ? { ok: false as const, reason: rec.length > MAX_RECORD ? `bad record length over ${MAX_RECORD}` : `bad record length ${rec.length}` }
           : this.opts.sealer.open(LABEL, slotId(half, slot), rec);
       if (!r.ok || r.session.length !== TICKET.RECORDLEN) {
         if (r.ok) r.session.fill(0);

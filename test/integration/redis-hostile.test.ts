@@ -4,13 +4,16 @@
  * reads, as anyone with access to the server could, and watches Sealer.open (a node:test
  * spy on the member's sealer):
  * - session cache: a value longer than max_entry_size + SEAL_OVERHEAD is refused by its
- *   length -- open() is never called on it -- counted as corrupt, warned about (length and
- *   limit, never bytes) and removed from Redis; that holds even for a genuine record sealed
+ *   length -- open() is never called on it -- counted as corrupt, warned about (the limit,
+ *   never bytes) and removed from Redis; that holds even for a genuine record sealed
  *   with the cluster key whose session is over the limit; a record of exactly the limit
  *   opens;
  * - ticket keys: a slot value of any length but the one a sealed 88-byte key has (per record
  *   version) is refused without open(), warned about, and the request is served from the
  *   local ring; a genuine record of the wrong length is refused the same way;
+ * - a 50 MB value planted under a session key or a ticket-key slot: Redis sends the member
+ *   (INFO stats total_net_output_bytes) under 1 MiB for a lookup or a tktkey request -- values
+ *   are read with GETRANGE up to the limit, never whole -- and it is refused as above;
  * - rolling upgrade: version 1 records, sealed as an older member seals them (HKDF of the
  *   key-file key, AES-256-GCM, 12-byte nonce), are still found -- a session and a ticket key.
  * LIMITS
@@ -87,6 +90,28 @@ function plausible(length: number, version = 2): Buffer {
   return b;
 }
 
+/** The longest sealed ticket key of any record version. */
+const MAX_TICKET_RECORD = TICKET.RECORDLEN + Math.max(SEAL_OVERHEAD, SEAL_OVERHEAD_V1);
+/** A planted value far over every limit, and the most a member may read of it (well under). */
+const HUGE = 50 << 20;
+const READ_BOUND = 1 << 20;
+
+/** Plant a HUGE-byte value under key (zero-filled by SETRANGE, a version 2 header in front). */
+async function plantHuge(key: string): Promise<void> {
+  await redis.command('SETRANGE', key, String(HUGE - 1), 'x');
+  await redis.command('SETRANGE', key, '0', plausible(64));
+  assert.equal(await redis.command('STRLEN', key), HUGE);
+}
+
+/** Bytes Redis has sent to all its clients so far (INFO stats total_net_output_bytes). */
+async function netOut(): Promise<number> {
+  const info = await redis.command('INFO', 'stats');
+  assert.ok(Buffer.isBuffer(info));
+  const m = /^total_net_output_bytes:(\d+)\r?$/m.exec(info.toString('latin1'));
+  assert.ok(m !== null, 'INFO stats has total_net_output_bytes');
+  return Number(m[1]);
+}
+
 function okKey(r: TicketKeyResult): Buffer {
   assert.equal(r.status, 'ok');
   return (r as Extract<TicketKeyResult, { status: 'ok' }>).key.record;
@@ -135,7 +160,7 @@ describe('values planted in Redis', { skip }, () => {
         assert.equal(open.mock.callCount(), 0, `${what}: Sealer.open was called`);
         assert.equal(m.cache.stats().corrupt, ++corrupt, what);
         assert.deepEqual(m.warnings, [
-          `smtpd TLS cache: malformed entry for (hashed id ${key.slice(-64, -48)}): ${value.length}-byte record, over the ${m.cache.maxRecord}-byte limit; entry removed`,
+          `smtpd TLS cache: malformed entry for (hashed id ${key.slice(-64, -48)}): record longer than the ${m.cache.maxRecord}-byte limit; entry removed`,
         ], what);
         assert.ok(await waitFor(async () => (await redis.command('EXISTS', key)) === 0, 100, 20), `${what}: removed from Redis`);
         m.clock.advance(61); // past the warning rate limit, for the next case
@@ -167,8 +192,10 @@ describe('values planted in Redis', { skip }, () => {
         const opened = open.mock.calls.map((c) => c.arguments[2]);
         assert.ok(!opened.some((r) => r.equals(value)), `${what}: Sealer.open was called on it`);
         assert.ok(opened.length >= 1, `${what}: the next slot's key (ours) was opened`);
+        // Values are read up to one byte past the longest sealed key (MAX_TICKET_RECORD).
+        const length = value.length > MAX_TICKET_RECORD ? `over ${MAX_TICKET_RECORD}` : `${value.length}`;
         assert.deepEqual(m.warnings.filter((w) => /ticket key/.test(w)), [
-          `redis ${cf}: ticket key of slot ${slot}: bad record length ${value.length} -- using a local key`,
+          `redis ${cf}: ticket key of slot ${slot}: bad record length ${length} -- using a local key`,
         ], what);
       } finally {
         m.link.close();
@@ -187,6 +214,46 @@ describe('values planted in Redis', { skip }, () => {
       okKey(await m.tickets.key(null, T0, TIMEOUT));
       assert.ok(!open.mock.calls.some((c) => c.arguments[2].equals(short)), 'Sealer.open was called on it');
       assert.ok(m.warnings.some((w) => w.includes(`bad record length ${short.length}`)), m.warnings.join('\n'));
+    } finally {
+      m.link.close();
+    }
+  });
+
+  test('a 50 MB value planted under a session key or a ticket-key slot is never read into the daemon', async () => {
+    await redis.command('FLUSHALL');
+    const m = await member();
+    try {
+      const id = Buffer.from('[192.0.2.9]:25&huge');
+      const [key] = m.cache.keysFor(id);
+      const slot = Math.floor(T0 / HALF);
+      const slotKey = `${m.link.prefix}tktkey:${HALF}:${slot}`;
+      await plantHuge(key);
+      await plantHuge(slotKey);
+      const open = mock.method(m.keys.sealer, 'open');
+
+      // Session lookup: refused by length as before (corrupt, warned, removed), yet Redis sent
+      // next to nothing -- GET would have sent all 50 MB, read by ioredis even after a timeout.
+      let before = await netOut();
+      assert.equal(await m.cache.lookup(id), null);
+      let sent = (await netOut()) - before;
+      assert.ok(sent < READ_BOUND, `session lookup: Redis sent ${sent} bytes to the daemon`);
+      assert.equal(open.mock.callCount(), 0);
+      assert.equal(m.cache.stats().corrupt, 1);
+      assert.ok(m.warnings.some((w) => w.includes(`record longer than the ${m.cache.maxRecord}-byte limit; entry removed`)), m.warnings.join('\n'));
+      assert.ok(await waitFor(async () => (await redis.command('EXISTS', key)) === 0, 100, 20), 'removed from Redis');
+
+      // tktkey without a name (SET NX, then read back: the planted value stays and is refused)
+      // and with an unknown name (slots s-1, s, s+1 read again): the local ring serves.
+      before = await netOut();
+      const got = okKey(await m.tickets.key(null, T0, TIMEOUT));
+      assert.deepEqual(got, okKey(m.local.key(null, T0, TIMEOUT)), 'served from the local ring');
+      assert.equal((await m.tickets.key(randomBytes(TICKET.NAMELEN), T0, TIMEOUT)).status, 'nokey');
+      sent = (await netOut()) - before;
+      assert.ok(sent < READ_BOUND, `tktkey: Redis sent ${sent} bytes to the daemon`);
+      assert.ok(!open.mock.calls.some((c) => c.arguments[2].length > MAX_TICKET_RECORD), 'Sealer.open was called on it');
+      assert.ok(m.warnings.includes(`redis ${cf}: ticket key of slot ${slot}: bad record length over ${MAX_TICKET_RECORD} -- using a local key`),
+        m.warnings.join('\n'));
+      assert.equal(await redis.command('STRLEN', slotKey), HUGE, 'the planted slot value is left alone');
     } finally {
       m.link.close();
     }
