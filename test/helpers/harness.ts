@@ -162,6 +162,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Poll fn every 25 ms until it returns true, at most `ms`; else reject naming `what`. */
+export async function until(fn: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
 /** A client that buffers everything it receives; reads wait (bounded) for enough bytes. */
 export class TestClient {
   private buf = Buffer.alloc(0);

@@ -26,6 +26,7 @@ import { after, test } from 'node:test';
 import { instanceMailOwner, makeInstanceDirs, REPO, startDaemon, type RunningDaemon } from '../../bench/daemon.js';
 import { TlsmgrClient } from '../../src/client/client.js';
 import { lookupUser } from '../../src/master/passwd.js';
+import { sleep, until } from '../helpers/harness.js';
 
 const BIN = join(REPO, 'bin', 'tlsmgr');
 const EXCH = 1024;
@@ -36,16 +37,6 @@ after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Poll fn every 25 ms until it returns true, at most `ms`. */
-async function until(fn: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Exit code of a child, bounded; null code means killed (reported as the signal name). */
 function exited(child: ChildProcess, ms: number): Promise<number | string> {

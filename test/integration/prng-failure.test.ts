@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { startDaemon } from '../../bench/daemon.js';
 import { TlsmgrClient } from '../../src/client/client.js';
+import { until } from '../helpers/harness.js';
 
 const PRELOAD = fileURLToPath(new URL('../helpers/failing-csprng.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tlsmgr-prngfail-'));
@@ -25,16 +26,6 @@ const work = mkdtempSync(join(tmpdir(), 'tlsmgr-prngfail-'));
 chmodSync(work, 0o755);
 after(() => rmSync(work, { recursive: true, force: true }));
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Poll fn every 25 ms until it returns true, at most `ms`. */
-async function until(fn: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 test('a dead CSPRNG: seed ERR with an empty seed, no bytes, no exit; OK again once it is back', async () => {
   const flag = join(work, 'csprng-fails');
