@@ -15,7 +15,7 @@
  *   start begins with an empty cache (Postfix opens with O_TRUNC). Each enabled cache gets its
  *   store from deps.openStore (cache/open.ts in the daemon; memory by default), its limits
  *   from the *_tls_session_cache_max_* parameters, and seals records with one per-process
- *   key (cache/seal.ts). A redis: cache comes whole from deps.openCache (cluster/open.ts):
+ *   key (util/seal.ts). A redis: cache comes whole from deps.openCache (cluster/open.ts):
  *   a RemoteScache with the cluster's keys.
  *   Cleanup (spec 3.5): a pass per enabled cache right at start and then every `timeout`
  *   seconds; a pass removes expired entries in batches of CLEANUP_BATCH through the store's
@@ -36,11 +36,11 @@
  *   tlsmgr/tlsmgr.c tlsmgr_pre_init(), tlsmgr_cache_run_event()
  */
 
-import type { Clock } from '../clock.js';
+import type { Clock } from '../util/clock.js';
 import { CACHE_TYPES, type CacheType, type TlsmgrConfig } from '../config/types.js';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 import { TlsScache, type CacheLimits } from './scache.js';
-import { Sealer } from './seal.js';
+import { Sealer } from '../util/seal.js';
 import type { SessionCache } from './session-cache.js';
 import { formatStats, type CacheStats } from './stats.js';
 import type { SessionStore } from './store.js';

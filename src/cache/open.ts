@@ -32,7 +32,7 @@
 
 import { resolve } from 'node:path';
 import type { CacheType } from '../config/types.js';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 import type { SessionStore } from './store.js';
 import { MemoryStore } from './stores/memory.js';
 import { SqliteStore } from './stores/sqlite.js';

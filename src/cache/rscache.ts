@@ -13,7 +13,7 @@
  *     file lists two keys: lookup tries the id under each (one round trip), update writes
  *     under the first and removes the others, delete removes all; no command names keys of
  *     two id keys at once in Redis Cluster, where they are in different hash slots;
- *   - the value is the sealed record of cache/seal.ts under the cluster sealer, whose AAD
+ *   - the value is the sealed record of util/seal.ts under the cluster sealer, whose AAD
  *     binds the cache type and the clear cache_id: a record copied to another key fails;
  *   - the record carries its expiry as a TTL of timeout + 1 seconds (an entry is valid up
  *     to and including stamp + timeout), so the store expires it; lookup still checks the
@@ -37,13 +37,13 @@
  */
 
 import { createHmac } from 'node:crypto';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../util/clock.js';
 import type { CacheType } from '../config/types.js';
 import type { IdKey } from '../cluster/keyfile.js';
 import type { RedisClient, RedisLink } from '../cluster/link.js';
-import { WarnLimiter } from './ratelimit.js';
+import { WarnLimiter } from '../util/ratelimit.js';
 import { NO_LIMITS, corruptText, refuseOversize, utf8KeyOk, type CacheLimits } from './scache.js';
-import { SEAL_OVERHEAD, type Sealer } from './seal.js';
+import { SEAL_OVERHEAD, type Sealer } from '../util/seal.js';
 import type { SessionCache } from './session-cache.js';
 import { newCounters, type CacheStats } from './stats.js';
 

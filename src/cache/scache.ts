@@ -12,7 +12,7 @@
  *   - lookup of an expired or corrupt entry deletes it and misses;
  *   - with smtputf8_enable, a cache_id that is not valid UTF-8 is neither stored nor found
  *     (update and delete claim success, lookup misses), with Postfix's warning.
- *   Every record is sealed (cache/seal.ts) with the cache type and cache_id as associated
+ *   Every record is sealed (util/seal.ts) with the cache type and cache_id as associated
  *   data; the stamp that decides expiry on lookup is the authenticated one in the record.
  *
  *   Limits (extensions; 0 = no limit): an entry is the cache_id plus its sealed record
@@ -29,7 +29,7 @@
  *   deletes (Postfix 3.7 silently keeps the cursor entry, spec 3.5).
  * DIAGNOSTICS
  *   Warnings through opts.warn; corrupt records, oversize updates and store failures are
- *   rate-limited (cache/ratelimit.ts). Nothing is thrown for bad stored data or a failing
+ *   rate-limited (util/ratelimit.ts). Nothing is thrown for bad stored data or a failing
  *   store (StoreError): a lookup misses, an update or delete claims success, like Postfix's
  *   surrogate table. Session bytes are never logged.
  * SEE ALSO
@@ -37,11 +37,11 @@
  */
 
 import { isUtf8 } from 'node:buffer';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../util/clock.js';
 import type { CacheType } from '../config/types.js';
-import { printable } from '../log/printable.js';
-import { WarnLimiter } from './ratelimit.js';
-import { SEAL_OVERHEAD, type Sealer } from './seal.js';
+import { printable } from '../util/printable.js';
+import { WarnLimiter } from '../util/ratelimit.js';
+import { SEAL_OVERHEAD, type Sealer } from '../util/seal.js';
 import { newCounters, type CacheStats } from './stats.js';
 import type { SessionCache } from './session-cache.js';
 import { EVICT_ANY, StoreError, type SessionStore } from './store.js';

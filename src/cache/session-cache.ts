@@ -3,7 +3,6 @@
  *   cache/session-cache - what dispatch needs of one session cache, local or remote
  * SYNOPSIS
  *   interface SessionCache { cacheType timeout lookup update delete sweep stats close }
- *   type Maybe<T> = T | Promise<T>
  * DESCRIPTION
  *   TlsScache (cache/scache.ts) answers at once from an embedded store; RemoteScache
  *   (cache/rscache.ts) answers through the network and returns promises. Dispatch treats
@@ -14,10 +13,9 @@
  */
 
 import type { CacheType } from '../config/types.js';
+import type { Maybe } from '../util/maybe.js';
 import type { CacheLimits } from './scache.js';
 import type { CacheStats } from './stats.js';
-
-export type Maybe<T> = T | Promise<T>;
 
 export interface SessionCache {
   readonly cacheType: CacheType;

@@ -7,7 +7,7 @@
  *   EVICT_ANY                 a sweep cutoff above every stamp: sweep(EVICT_ANY, n) evicts
  * DESCRIPTION
  *   A store maps a cache_id (a byte string held as a latin1 JS string, so that distinct byte
- *   sequences never collide) to an opaque record (a sealed record, cache/seal.ts), and keeps
+ *   sequences never collide) to an opaque record (a sealed record, util/seal.ts), and keeps
  *   an index on the record's stamp (its update time) so that expiry and eviction find the
  *   oldest records without walking the table. Stores know nothing of timeouts, limits,
  *   encryption or protocol: cache/scache.ts owns those rules, so every store behaves alike
@@ -22,8 +22,8 @@
  *   (or a claimed success for update/delete), as Postfix's surrogate table does.
  */
 
-import { TlsmgrError } from '../errors.js';
-import { errorReason, printable } from '../log/printable.js';
+import { TlsmgrError } from '../util/errors.js';
+import { errorReason, printable } from '../util/printable.js';
 
 /** A sweep cutoff above every possible stamp: sweep(EVICT_ANY, n) removes the n oldest. */
 export const EVICT_ANY = Number.MAX_SAFE_INTEGER;

@@ -21,7 +21,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, writeFileSync
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 import { msgFatal, msgInfo } from '../log/msg.js';
 import { lookupUser } from '../master/passwd.js';
 import { main } from './main.js';

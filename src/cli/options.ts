@@ -26,7 +26,7 @@
  *   master/multi_server.c (multi_server_main), util/sys_defs.h (GETOPT)
  */
 
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 import { splitNameVal } from '../config/maincf.js';
 import { atoi, checkInt, checkTime, parseConfInt, parseTime } from '../config/units.js';
 

@@ -5,7 +5,7 @@
  *   const random = pooledRandom(4096); random(12): Buffer
  * DESCRIPTION
  *   node:crypto randomBytes() costs one trip into OpenSSL per call, whatever the size; for the
- *   24-byte nonce of every sealed session (cache/seal.ts) that trip was about 9% of the
+ *   24-byte nonce of every sealed session (util/seal.ts) that trip was about 9% of the
  *   daemon's CPU under load (bench profile). This draws one block of randomBytes(blockSize)
  *   and hands out fresh copies of consecutive, never reused slices of it; each slice is
  *   zeroed in the block as soon as it is handed out, so key material drawn from it does not

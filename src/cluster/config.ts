@@ -53,8 +53,8 @@
  */
 
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, type Stats } from 'node:fs';
-import { FatalError } from '../errors.js';
-import { parseMainCf, strerror } from '../config/maincf.js';
+import { FatalError, strerror } from '../util/errors.js';
+import { parseMainCf } from '../config/maincf.js';
 import { lookupUser } from '../master/passwd.js';
 
 export interface RedisEndpoint {

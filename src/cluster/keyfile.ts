@@ -35,8 +35,8 @@
 
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
-import { FatalError } from '../errors.js';
-import { Sealer, SEAL_KEY_LEN, type SealKey } from '../cache/seal.js';
+import { FatalError } from '../util/errors.js';
+import { Sealer, SEAL_KEY_LEN, type SealKey } from '../util/seal.js';
 
 export const MAX_CLUSTER_KEYS = 16;
 const MAX_FILE_BYTES = 64 * 1024;

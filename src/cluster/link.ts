@@ -36,10 +36,10 @@
 
 import { createRequire } from 'node:module';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
-import type { Clock } from '../clock.js';
-import { TlsmgrError } from '../errors.js';
-import { WarnLimiter } from '../cache/ratelimit.js';
-import { errorReason } from '../log/printable.js';
+import type { Clock } from '../util/clock.js';
+import { TlsmgrError } from '../util/errors.js';
+import { WarnLimiter } from '../util/ratelimit.js';
+import { errorReason } from '../util/printable.js';
 import { redact, type RedisConfig } from './config.js';
 
 /*

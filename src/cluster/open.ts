@@ -27,9 +27,9 @@
 import type { CommonCacheOptions } from '../cache/caches.js';
 import { RemoteScache } from '../cache/rscache.js';
 import type { SessionCache } from '../cache/session-cache.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../util/clock.js';
 import type { CacheType, TlsmgrConfig } from '../config/types.js';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 import type { TicketKeyRing } from '../tickets/keys.js';
 import { SharedTicketKeys, type TicketKeySource } from '../tickets/shared.js';
 import { readRedisConfig, redact } from './config.js';

@@ -28,7 +28,7 @@
  *   util/mac_parse.c, util/mac_expand.c, util/dict.c (dict_eval), global/compat_level.c
  */
 
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 import { compatLevelFromString, strtol } from './units.js';
 
 export const MAC_PARSE_ERROR = 1;

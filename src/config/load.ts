@@ -38,13 +38,11 @@
  *   (mail_params_init), global/mail_params.h (defaults), tlsmgr/tlsmgr.c (main)
  */
 
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 import { CACHE_TYPES, type CacheParams, type CacheType, type TlsmgrConfig } from './types.js';
 import { dictEval } from './expand.js';
 import { readMainCf, splitNameVal } from './maincf.js';
-import {
-  checkInt, checkLong, checkStr, checkTime, compatLevelFromString, parseBool, parseConfInt, parseConfLong, parseTime,
-} from './units.js';
+import { checkInt, checkLong, checkStr, checkTime, compatLevelFromString, parseBool, parseConfInt, parseConfLong, parseTime } from './units.js';
 
 export interface LoadConfigOptions {
   /** The configuration directory ($MAIL_CONFIG or /etc/postfix); main.cf is read from it. */

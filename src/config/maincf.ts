@@ -40,7 +40,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { FatalError } from '../errors.js';
+import { FatalError, strerror } from '../util/errors.js';
 import { isCSpace } from './units.js';
 
 export interface LogicalLine {
@@ -150,47 +150,6 @@ export function parseMainCf(text: string, path: string, opts: ParseMainCfOptions
     table.set(nv.name, nv.value);
   }
   return table;
-}
-
-/** strerror() texts (glibc) for the errors that opening, reading or writing a file or socket can give. */
-const STRERROR: Readonly<Record<string, string>> = {
-  ENOENT: 'No such file or directory',
-  EACCES: 'Permission denied',
-  EPERM: 'Operation not permitted',
-  EISDIR: 'Is a directory',
-  ENOTDIR: 'Not a directory',
-  ELOOP: 'Too many levels of symbolic links',
-  ENAMETOOLONG: 'File name too long',
-  EMFILE: 'Too many open files',
-  ENFILE: 'Too many open files in system',
-  EIO: 'Input/output error',
-  ENOMEM: 'Cannot allocate memory',
-  ENXIO: 'No such device or address',
-  EOVERFLOW: 'Value too large for defined data type',
-  // Sockets, devices and writes (the PRNG sources and the exchange file, prng/).
-  EAGAIN: 'Resource temporarily unavailable',
-  EWOULDBLOCK: 'Resource temporarily unavailable',
-  EBADF: 'Bad file descriptor',
-  EINVAL: 'Invalid argument',
-  ESPIPE: 'Illegal seek',
-  ENOSPC: 'No space left on device',
-  EDQUOT: 'Disk quota exceeded',
-  EFBIG: 'File too large',
-  EROFS: 'Read-only file system',
-  ENODEV: 'No such device',
-  EPIPE: 'Broken pipe',
-  ETIMEDOUT: 'Connection timed out',
-  ECONNREFUSED: 'Connection refused',
-  ECONNRESET: 'Connection reset by peer',
-  ENOTSOCK: 'Socket operation on non-socket',
-  EPROTOTYPE: 'Protocol wrong type for socket',
-};
-
-/** The %m text for a Node.js system error. */
-export function strerror(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  if (code !== undefined && Object.hasOwn(STRERROR, code)) return STRERROR[code];
-  return code ?? String(err);
 }
 
 /** dict_load_file_xt() + the msg_fatal() of mail_conf_suck(): read and parse `path`. */

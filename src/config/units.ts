@@ -31,7 +31,7 @@
  *   global/mail_conf_bool.c, global/mail_conf_str.c, global/compat_level.c
  */
 
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 
 const LONG_MAX = (1n << 63n) - 1n;
 const LONG_MIN = -(1n << 63n);

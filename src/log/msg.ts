@@ -16,6 +16,8 @@
  *   util/msg.c, util/msg_vstream.c
  */
 
+import { sleepSync } from '../util/sleep.js';
+
 export type Severity = 'info' | 'warning' | 'error' | 'fatal' | 'panic';
 
 export interface LogSink {
@@ -81,6 +83,6 @@ export function msgError(text: string): void {
 /** Log "fatal: text", sleep 1 s, exit 1 (util/msg.c vmsg_fatal). */
 export function msgFatal(text: string): never {
   sink.write('fatal', `fatal: ${text}`);
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+  sleepSync(1000);
   process.exit(1);
 }

@@ -16,7 +16,7 @@
  */
 
 import { createRequire } from 'node:module';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 
 interface Posix {
   chroot(path: string): void;

@@ -37,7 +37,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { TlsmgrConfig } from '../config/types.js';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 
 export const PASSWD_FILE = '/etc/passwd';
 

@@ -17,7 +17,7 @@
  *   util/set_ugid.c, util/chroot_uid.c
  */
 
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 
 /** setgid(gid) and initgroups(user, gid). */
 export function setGroups(user: string, gid: number): void {

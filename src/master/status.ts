@@ -19,7 +19,7 @@
  */
 
 import { Socket } from 'node:net';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 
 export const MASTER_STAT_TAKEN = 0;
 export const MASTER_STAT_AVAIL = 1;

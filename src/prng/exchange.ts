@@ -36,9 +36,10 @@
 import { constants, fstatSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname } from 'node:path';
-import { FatalError } from '../errors.js';
-import { closeQuietly, errText } from './sources/source.js';
+import { FatalError, strerror } from '../util/errors.js';
+import { closeQuietly } from './sources/source.js';
 import { asEffectiveUser, type UserIds } from '../master/eugid.js';
+import { sleepSync } from '../util/sleep.js';
 
 /** TLS_PRNG_EXCH_SIZE. */
 export const EXCH_SIZE = 1024;
@@ -86,10 +87,6 @@ export function dataRedirectFile(path: string, o: { ownerUid: number | null; mai
   return `${o.dataDirectory}/${basename(path)}`;
 }
 
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
 export class ExchangeFile {
   private fd: number | null;
 
@@ -104,7 +101,7 @@ export class ExchangeFile {
       try {
         fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOCTTY, 0o600);
       } catch (err) {
-        throw new FatalError(`tls_prng_exch_open: cannot open PRNG exchange file ${path}: ${errText(err)}`, { cause: err });
+        throw new FatalError(`tls_prng_exch_open: cannot open PRNG exchange file ${path}: ${strerror(err)}`, { cause: err });
       }
       return new ExchangeFile(path, fd, o.lockTimeoutMs ?? LOCK_TIMEOUT_MS, o.whileLocked);
     };
@@ -150,7 +147,7 @@ export class ExchangeFile {
     try {
       return fstatSync(this.descriptor()).nlink === 0;
     } catch (err) {
-      throw new FatalError(`cannot fstat() the PRNG exchange file: ${errText(err)}`, { cause: err });
+      throw new FatalError(`cannot fstat() the PRNG exchange file: ${strerror(err)}`, { cause: err });
     }
   }
 
@@ -173,11 +170,11 @@ export class ExchangeFile {
         const code = (err as NodeJS.ErrnoException).code;
         if ((code !== 'EAGAIN' && code !== 'EWOULDBLOCK' && code !== 'EINTR') || Date.now() >= deadline) throw this.fatal('lock', err);
       }
-      sleepMs(LOCK_RETRY_MS);
+      sleepSync(LOCK_RETRY_MS);
     }
   }
 
   private fatal(op: 'lock' | 'read' | 'write' | 'unlock', err: unknown): FatalError {
-    return new FatalError(`cannot ${op} PRNG exchange file ${this.path}: ${errText(err)}`, { cause: err });
+    return new FatalError(`cannot ${op} PRNG exchange file ${this.path}: ${strerror(err)}`, { cause: err });
   }
 }

@@ -57,16 +57,18 @@
  */
 
 import type { TlsmgrConfig } from '../config/types.js';
-import { FatalError } from '../errors.js';
+import { FatalError, strerror } from '../util/errors.js';
 import { msgFatal, msgInfo, msgVerbose, msgWarn } from '../log/msg.js';
-import { errorReason } from '../log/printable.js';
+import { errorReason } from '../util/printable.js';
 import { ExchangeFile, type UserIds } from './exchange.js';
 import { PrngPool, type PoolDeps } from './pool.js';
-import { clampPeriod, nextInterval, realTimers, runAfter, type Cancel, type TimerApi } from './schedule.js';
+import { clampPeriod, nextInterval } from './schedule.js';
 import { DevSource } from './sources/dev.js';
 import { EgdSource } from './sources/egd.js';
 import { FileSource } from './sources/file.js';
-import { errText, IO_TIMEOUT_MS, type EntropySource } from './sources/source.js';
+import { IO_TIMEOUT_MS, type EntropySource } from './sources/source.js';
+import { realTimers, runAfter, type Cancel, type TimerApi } from '../util/timer.js';
+import { sleepSync } from '../util/sleep.js';
 
 export type PrngConfig = Pick<
   TlsmgrConfig,
@@ -97,7 +99,7 @@ const EGD_PREF = 'egd:';
 
 /** The real "exit": sleep 1 s so that master(8) does not respawn in a tight loop, exit. */
 export function exitAfterSleep(code: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+  sleepSync(1000);
   process.exit(code);
 }
 
@@ -141,14 +143,14 @@ export class PrngManager {
       try {
         source = DevSource.open(path, { timeoutMs });
       } catch (err) {
-        warn(`cannot open entropy device ${path}: ${errText(err)}`);
+        warn(`cannot open entropy device ${path}: ${strerror(err)}`);
       }
     } else if (name.startsWith(EGD_PREF)) {
       const path = name.slice(EGD_PREF.length);
       try {
         source = await EgdSource.connect(path, { timeoutMs, info: deps.info ?? msgInfo });
       } catch (err) {
-        warn(`cannot connect to EGD server ${path}: ${errText(err)}`);
+        warn(`cannot connect to EGD server ${path}: ${strerror(err)}`);
       }
     } else {
       try {

@@ -46,14 +46,6 @@ export const STAT = {
 } as const;
 export type Status = (typeof STAT)[keyof typeof STAT];
 
-/** TLS_TICKET_NAMELEN, TLS_TICKET_KEYLEN, TLS_TICKET_MACLEN and sizeof(TLS_TICKET_KEY) on LP64. */
-export const TICKET = {
-  NAMELEN: 16,
-  KEYLEN: 32,
-  MACLEN: 32,
-  RECORDLEN: 88,
-} as const;
-
 /** Seed sizes the server accepts (tlsmgr.c: 1..255). */
 export const SEED_MAX = 255;
 

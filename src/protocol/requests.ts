@@ -35,7 +35,7 @@ import type { Attr, Truncation } from '../attr/reader.js';
 import { base64Decode } from '../attr/base64.js';
 import { parseAttrInt } from '../attr/number.js';
 import { ATTR, REQ, WAKEUP, type RequestName } from './names.js';
-import { printable } from '../log/printable.js';
+import { printable } from '../util/printable.js';
 
 export type Request =
   | { readonly request: 'seed'; readonly size: number }

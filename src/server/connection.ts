@@ -30,10 +30,10 @@ import { Attr0Reader, type AttrLimits, type ReadEvent } from '../attr/reader.js'
 import { GREETING, REQ, WAKEUP } from '../protocol/names.js';
 import { scanRequest, type RequestInput, type ScanContext } from '../protocol/requests.js';
 import { failResponse } from '../protocol/responses.js';
-import { errorReason } from '../log/printable.js';
-import type { Maybe } from '../cache/session-cache.js';
+import { errorReason } from '../util/printable.js';
 import type { Dispatcher } from './dispatch.js';
 import type { ConnectionGuard, GuardSlot } from './guard.js';
+import { type Maybe } from '../util/maybe.js';
 
 export interface ConnectionContext {
   readonly dispatcher: Dispatcher;

@@ -20,29 +20,31 @@
  *   warning and the request is served all the same (Postfix's RAND_seed() cannot fail).
  *   Replies are encoded here; FAIL replies always carry empty data. The clear session of a
  *   lookup hit and of an update is wiped once the reply is encoded (the store keeps only
- *   sealed records, cache/seal.ts).
+ *   sealed records, util/seal.ts).
  *   A local cache and the local key ring answer at once and handle() returns the reply; a
  *   shared (Redis) cache or key ring may answer later, and then handle() returns a promise
  *   of the reply, which never rejects (cache/session-cache.ts).
  * DIAGNOSTICS
  *   Warnings through deps.warn, with peer text made printable and cut to 100 characters;
  *   "cannot generate <n> seed bytes: <reason>" and "cannot stir the PRNG pool: <reason>"
- *   name the error only (log/printable.ts errorReason), never bytes. Postfix logs nothing
+ *   name the error only (util/printable.ts errorReason), never bytes. Postfix logs nothing
  *   for a failed seed.
  * SEE ALSO
  *   tlsmgr/tlsmgr.c tlsmgr_service(), tlsmgr_key()
  */
 
 import type { CacheTable } from '../cache/caches.js';
-import type { Maybe, SessionCache } from '../cache/session-cache.js';
-import type { Clock } from '../clock.js';
+import type { SessionCache } from '../cache/session-cache.js';
+import type { Clock } from '../util/clock.js';
 import { CACHE_TYPES, type CacheType } from '../config/types.js';
-import { errorReason, printable } from '../log/printable.js';
-import { REQ, SEED_MAX, STAT, TICKET } from '../protocol/names.js';
+import { errorReason, printable } from '../util/printable.js';
+import { REQ, SEED_MAX, STAT } from '../protocol/names.js';
 import type { Request } from '../protocol/requests.js';
 import { encodeResponse, failResponse } from '../protocol/responses.js';
 import type { TicketKeyResult } from '../tickets/keys.js';
 import type { TicketKeySource } from '../tickets/shared.js';
+import { type Maybe } from '../util/maybe.js';
+import { TICKET } from '../util/tktkey.js';
 
 export interface DispatchDeps {
   readonly caches: CacheTable;

@@ -25,7 +25,7 @@
  *     (Postfix's ipc_timeout): it is counted from the read that left the request
  *     unfinished, and the connection is closed when it passes. A connection that is idle
  *     between requests has no deadline: smtpd keeps its connection for its whole life.
- *   Each of the three logs one warning per minute at most (cache/ratelimit.ts), with the
+ *   Each of the three logs one warning per minute at most (util/ratelimit.ts), with the
  *   count of the ones suppressed. The deadline is checked by one timer for the whole
  *   process, which runs only while some request is unfinished, every quarter of the deadline
  *   (at least every 250 ms, at most every 10 s).
@@ -38,8 +38,8 @@
  *   server/connection.ts, master/multi_server.c (ipc_timeout), util/vstream.c (timeouts)
  */
 
-import { systemClock, type Clock } from '../clock.js';
-import { WarnLimiter } from '../cache/ratelimit.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { WarnLimiter } from '../util/ratelimit.js';
 
 export interface GuardLimits {
   /** tlsmgr_connection_limit: connections served at once. */

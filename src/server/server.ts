@@ -27,7 +27,7 @@
 
 import { lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
-import { FatalError } from '../errors.js';
+import { FatalError } from '../util/errors.js';
 import { asEffectiveUser } from '../master/eugid.js';
 import { serveConnection, type ConnectionContext } from './connection.js';
 

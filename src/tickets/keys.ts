@@ -23,9 +23,8 @@
  *   tls/tls_scache.c, tls/tls_scache.h (TLS_TICKET_KEY)
  */
 
-import { TICKET } from '../protocol/names.js';
+import { TICKET, newTicketKey } from '../util/tktkey.js';
 
-export const TOUT_OFFSET = TICKET.NAMELEN + TICKET.KEYLEN + TICKET.MACLEN; // 80
 
 export interface TicketKey {
   /** The 88-byte record; bytes 0..15 are the name. */
@@ -71,12 +70,7 @@ export class TicketKeyRing {
   }
 
   private create(tout: number): TicketKey {
-    const record = Buffer.alloc(TICKET.RECORDLEN);
-    const material = this.random(TOUT_OFFSET);
-    material.copy(record, 0);
-    material.fill(0);
-    record.writeBigInt64LE(BigInt(tout), TOUT_OFFSET);
-    return { record, tout };
+    return { record: newTicketKey(this.random, tout), tout };
   }
 
   private rotate(key: TicketKey): void {

@@ -20,7 +20,7 @@
  *   - no name: the key of the current slot, from memory once fetched (keys never change);
  *   - a name: a remembered key of the current, previous or next slot with that name; else
  *     those three slots are read from Redis once and searched again.
- *   Keys are stored sealed (cache/seal.ts) with the cluster key, bound to "tktkey" and their
+ *   Keys are stored sealed (util/seal.ts) with the cluster key, bound to "tktkey" and their
  *   slot: Redis never holds a ticket key in clear, and a record moved to another slot fails.
  *   A sealed key has one exact length per record version (88 + SEAL_OVERHEAD for version 2,
  *   88 + SEAL_OVERHEAD_V1 for the version 1 of members not yet upgraded); a value of any
@@ -42,13 +42,13 @@
  *   thrown or rejected.
  */
 
-import type { Clock } from '../clock.js';
+import type { Clock } from '../util/clock.js';
 import type { RedisLink } from '../cluster/link.js';
-import { WarnLimiter } from '../cache/ratelimit.js';
-import { SEAL_OVERHEAD, SEAL_OVERHEAD_V1, recordOverhead, type Sealer } from '../cache/seal.js';
-import type { Maybe } from '../cache/session-cache.js';
-import { TICKET } from '../protocol/names.js';
-import { TOUT_OFFSET, type TicketKey, type TicketKeyResult, type TicketKeyRing } from './keys.js';
+import { WarnLimiter } from '../util/ratelimit.js';
+import { SEAL_OVERHEAD, SEAL_OVERHEAD_V1, recordOverhead, type Sealer } from '../util/seal.js';
+import { TICKET, TOUT_OFFSET, newTicketKey } from '../util/tktkey.js';
+import { type TicketKey, type TicketKeyResult, type TicketKeyRing } from './keys.js';
+import { type Maybe } from '../util/maybe.js';
 
 /** What dispatch needs of a ticket-key ring, local or shared. */
 export interface TicketKeySource {
@@ -182,11 +182,7 @@ export class SharedTicketKeys implements TicketKeySource {
 
   /* sealedNew - a fresh random key for a slot, sealed for Redis (the clear copy is wiped) */
   private sealedNew(slot: number, half: number): Buffer {
-    const record = Buffer.alloc(TICKET.RECORDLEN);
-    const material = this.opts.random(TOUT_OFFSET);
-    material.copy(record, 0);
-    material.fill(0);
-    record.writeBigInt64LE(BigInt((slot + 1) * half), TOUT_OFFSET);
+    const record = newTicketKey(this.opts.random, (slot + 1) * half);
     try {
       return this.opts.sealer.seal(LABEL, slotId(half, slot), slot * half, record);
     } finally {

@@ -1,9 +1,9 @@
 /*
- * fake-timers - a TimerApi (src/prng/schedule.ts) whose timers fire only when the test says so.
+ * fake-timers - a TimerApi (src/util/timer.ts) whose timers fire only when the test says so.
  * Every requested delay is recorded; fireAll() runs everything pending (and returns how many).
  */
 
-import type { TimerApi } from '../../src/prng/schedule.js';
+import { type TimerApi } from '../../src/util/timer.js';
 
 export class FakeTimers implements TimerApi {
   readonly delays: number[] = [];

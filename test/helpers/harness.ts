@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CacheTable } from '../../src/cache/caches.js';
 import { MemoryStore } from '../../src/cache/stores/memory.js';
-import { FakeClock } from '../../src/clock.js';
+import { FakeClock } from '../../src/util/clock.js';
 import type { CacheType, TlsmgrConfig } from '../../src/config/types.js';
 import { serveBytes, type ConnectionContext } from '../../src/server/connection.js';
 import { Dispatcher } from '../../src/server/dispatch.js';

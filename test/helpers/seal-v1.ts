@@ -6,7 +6,7 @@
  *   GOLDEN_V1                    a record written by the version 1 code itself
  *   clusterSealKey(keyHex): Buffer    the ring key a cluster key-file line gives the Sealer
  * DESCRIPTION
- *   cache/seal.ts writes version 2 only but must keep opening version 1 (older members of a
+ *   util/seal.ts writes version 2 only but must keep opening version 1 (older members of a
  *   Redis group). This builds version 1 records independently of src/, from the layout:
  *   version 1 | key id (uint32 BE) | stamp (int64 BE) | 12-byte nonce | AES-256-GCM
  *   ciphertext under the ring key itself | 16-byte tag, with the AAD "tlsmgr scache" NUL ||

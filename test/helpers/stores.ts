@@ -15,11 +15,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TlsScache, type CacheLimits } from '../../src/cache/scache.js';
-import { Sealer } from '../../src/cache/seal.js';
+import { Sealer } from '../../src/util/seal.js';
 import type { SessionStore } from '../../src/cache/store.js';
 import { MemoryStore } from '../../src/cache/stores/memory.js';
 import { SqliteStore } from '../../src/cache/stores/sqlite.js';
-import { FakeClock } from '../../src/clock.js';
+import { FakeClock } from '../../src/util/clock.js';
 import type { CacheType } from '../../src/config/types.js';
 import { T0 } from './harness.js';
 

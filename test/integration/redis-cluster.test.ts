@@ -26,12 +26,13 @@ import { RemoteScache } from '../../src/cache/rscache.js';
 import { readRedisConfig } from '../../src/cluster/config.js';
 import { parseClusterKeys, type ClusterKeys } from '../../src/cluster/keyfile.js';
 import { RedisLink } from '../../src/cluster/link.js';
-import { FakeClock } from '../../src/clock.js';
-import { TOUT_OFFSET, TicketKeyRing, type TicketKeyResult } from '../../src/tickets/keys.js';
+import { FakeClock } from '../../src/util/clock.js';
+import { TicketKeyRing, type TicketKeyResult } from '../../src/tickets/keys.js';
 import { SharedTicketKeys } from '../../src/tickets/shared.js';
 import { T0 } from '../helpers/harness.js';
 import { linkReady, skipWithoutRedis, startRedis, writeClusterFiles, type RedisServer } from '../helpers/redis.js';
 import { sleep } from '../helpers/postfix.js';
+import { TOUT_OFFSET } from '../../src/util/tktkey.js';
 
 const TIMEOUT = 3600;
 const CALL_MS = 150;

@@ -46,24 +46,11 @@ import { RemoteScache } from '../../src/cache/rscache.js';
 import { readRedisConfig } from '../../src/cluster/config.js';
 import { parseClusterKeys, type ClusterKeys } from '../../src/cluster/keyfile.js';
 import { RedisLink } from '../../src/cluster/link.js';
-import { FakeClock } from '../../src/clock.js';
+import { FakeClock } from '../../src/util/clock.js';
 import { TicketKeyRing, type TicketKeyResult } from '../../src/tickets/keys.js';
 import { SharedTicketKeys } from '../../src/tickets/shared.js';
 import { T0 } from '../helpers/harness.js';
-import {
-  makeTestPki,
-  redisCli,
-  skipWithoutRedis,
-  startRedis,
-  startRedisCluster,
-  startSentinel,
-  waitFor,
-  writeClusterFiles,
-  type RedisServer,
-  type RespValue,
-  type SentinelServer,
-  type TestPki,
-} from '../helpers/redis.js';
+import { makeTestPki, redisCli, skipWithoutRedis, startRedis, startRedisCluster, startSentinel, waitFor, writeClusterFiles, type RedisServer, type RespValue, type SentinelServer, type TestPki } from '../helpers/redis.js';
 
 const skip = skipWithoutRedis();
 const TIMEOUT = 3600;

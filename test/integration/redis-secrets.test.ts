@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import { startDaemon } from '../../bench/daemon.js';
 import { readRedisConfig } from '../../src/cluster/config.js';
 import { RedisLink } from '../../src/cluster/link.js';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/util/clock.js';
 import { sleep } from '../helpers/postfix.js';
 import { skipWithoutRedis, startRedis, writeClusterFiles, type ClusterFiles, type RedisServer } from '../helpers/redis.js';
 

@@ -47,15 +47,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import {
-  RELAY_DOMAIN, commonFreePort, pollUntil, postfixAvailability, sendMail, startOurTlsmgr, startPostfix,
-  type PostfixInstance, type SClientResult,
-} from '../helpers/postfix.js';
+import { RELAY_DOMAIN, commonFreePort, pollUntil, postfixAvailability, sendMail, startOurTlsmgr, startPostfix, type PostfixInstance, type SClientResult } from '../helpers/postfix.js';
 import { skipWithoutRedis, startRedis, writeClusterFiles, type RedisServer } from '../helpers/redis.js';
-import {
-  RESUME_TAG, crossHostResumeProblems, parseMaillog, runCrossHostResume, tlsmgrUnreachable,
-  type CrossHostObservation,
-} from './resume-scenarios.js';
+import { RESUME_TAG, crossHostResumeProblems, parseMaillog, runCrossHostResume, tlsmgrUnreachable, type CrossHostObservation } from './resume-scenarios.js';
 
 const ADDRESS_A = '127.0.0.1';
 const ADDRESS_B = '127.0.0.2';

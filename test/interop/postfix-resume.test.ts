@@ -43,15 +43,9 @@ import { after, before, describe, test } from 'node:test';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import {
-  DEBIAN_TLSMGR_LINE, TLSMGR_GREETING, instanceProcesses, isAlive, pollUntil, postfixAvailability, postfixCommand,
-  processGroupOf, procInfo, scriptIndex, readGreeting, runCommand, sleep, startOurTlsmgr, startPostfix, tlsmgrProcesses,
-  type PostfixInstance, type ProcInfo, type TlsmgrMode,
-} from '../helpers/postfix.js';
+import { DEBIAN_TLSMGR_LINE, TLSMGR_GREETING, instanceProcesses, isAlive, pollUntil, postfixAvailability, postfixCommand, processGroupOf, procInfo, scriptIndex, readGreeting, runCommand, sleep, startOurTlsmgr, startPostfix, tlsmgrProcesses, type PostfixInstance, type ProcInfo, type TlsmgrMode } from '../helpers/postfix.js';
 import { childrenOf } from '../../bench/loadgen.js';
-import {
-  relayResumeProblems, runRelayResume, runStarttlsResume, starttlsResumeProblems, tlsmgrUnreachable,
-} from './resume-scenarios.js';
+import { relayResumeProblems, runRelayResume, runStarttlsResume, starttlsResumeProblems, tlsmgrUnreachable } from './resume-scenarios.js';
 
 /** What a variant must show: resumption, tlsmgr unreachable, or TLS without resumption. */
 type Expect = 'resume' | 'unreachable' | 'no-resume';

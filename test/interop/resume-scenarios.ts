@@ -46,10 +46,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  RELAY_DOMAIN, pollUntil, runSClient, sendMail, startSClient,
-  type PostfixInstance, type SClientResult,
-} from '../helpers/postfix.js';
+import { RELAY_DOMAIN, pollUntil, runSClient, sendMail, startSClient, type PostfixInstance, type SClientResult } from '../helpers/postfix.js';
 
 /* ------------------------------------------------------------------ */
 /* Log parsing                                                         */

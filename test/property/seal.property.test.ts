@@ -1,5 +1,5 @@
 /*
- * seal-property - fast-check properties of the sealed-record parser (cache/seal.ts, Sealer.open;
+ * seal-property - fast-check properties of the sealed-record parser (util/seal.ts, Sealer.open;
  * hardening issue, findings 4 and 5a): records come from the store or from Redis, so open()
  * takes any bytes. For versions 1 and 2 under a two-key ring:
  *   - arbitrary bytes, and arbitrary bytes behind a plausible header (a known version and
@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { Sealer } from '../../src/cache/seal.js';
+import { Sealer } from '../../src/util/seal.js';
 import { checkProperty } from '../helpers/fuzz.js';
 import { sealV1 } from '../helpers/seal-v1.js';
 

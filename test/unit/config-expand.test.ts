@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { MAC_PARSE_ERROR, MAC_PARSE_UNDEF, dictEval, macExpand } from '../../src/config/expand.js';
 import { compatLevelFromString } from '../../src/config/units.js';
 import { parseMainCf } from '../../src/config/maincf.js';
-import { FatalError } from '../../src/errors.js';
+import { FatalError } from '../../src/util/errors.js';
 
 const POSTCONF = '/usr/sbin/postconf';
 const HAVE_POSTCONF = existsSync(POSTCONF);

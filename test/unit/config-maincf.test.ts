@@ -7,7 +7,7 @@ import { writeCold } from '../helpers/cold.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMainCf, readLogicalLines, readMainCf, splitNameVal } from '../../src/config/maincf.js';
-import { FatalError } from '../../src/errors.js';
+import { FatalError } from '../../src/util/errors.js';
 
 const POSTCONF = '/usr/sbin/postconf';
 const HAVE_POSTCONF = existsSync(POSTCONF);

@@ -1,10 +1,8 @@
 // Tests for config/units.ts: conv_time(), strtol()/atoi() and the mail_conf_* conversions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  atoi, checkInt, checkStr, checkTime, convTime, parseBool, parseConfInt, parseTime, strtol,
-} from '../../src/config/units.js';
-import { FatalError } from '../../src/errors.js';
+import { atoi, checkInt, checkStr, checkTime, convTime, parseBool, parseConfInt, parseTime, strtol } from '../../src/config/units.js';
+import { FatalError } from '../../src/util/errors.js';
 
 function fatal(fn: () => unknown, message: string): void {
   assert.throws(fn, (e: unknown) => e instanceof FatalError && e.message === message && e.code === 'TLSMGR_FATAL');

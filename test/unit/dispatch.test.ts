@@ -12,9 +12,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CacheTable } from '../../src/cache/caches.js';
-import { SEAL_OVERHEAD } from '../../src/cache/seal.js';
-import { FakeClock } from '../../src/clock.js';
-import { FatalError } from '../../src/errors.js';
+import { SEAL_OVERHEAD } from '../../src/util/seal.js';
+import { FakeClock } from '../../src/util/clock.js';
+import { FatalError } from '../../src/util/errors.js';
 import { b64, ERR, FAIL, OK, req, show, SMTPD_DB, testConfig, type Reply } from '../helpers/attr.js';
 import { makeHarness, T0, type Harness } from '../helpers/harness.js';
 
@@ -340,7 +340,7 @@ test('scenario 26: a stored record too short to be sealed -> ERR, removed, one (
   assert.equal(store.get('bad'), undefined, 'removed');
   exact(h, lookup('smtpd', 'empty'), LOOKUP_MISS);
   assert.equal(store.get('empty'), undefined, 'removed');
-  // The second warning within a minute is only counted (cache/ratelimit.ts).
+  // The second warning within a minute is only counted (util/ratelimit.ts).
   assert.deepEqual(h.takeWarnings(), ['smtpd TLS cache: malformed entry for bad: truncated record (3 bytes); entry removed']);
   assert.equal(h.caches.get('smtpd')?.stats().corrupt, 2);
   assert.equal(store.size, 0);

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDaemonArgs } from '../../src/cli/options.js';
-import { FatalError } from '../../src/errors.js';
+import { FatalError } from '../../src/util/errors.js';
 
 function fatal(argv: string[], message: string): void {
   assert.throws(() => parseDaemonArgs(argv), (e: unknown) => e instanceof FatalError && e.message === message,

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { FatalError } from '../../src/errors.js';
+import { FatalError } from '../../src/util/errors.js';
 import { checkMailOwner, lookupUid, lookupUser } from '../../src/master/passwd.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-passwd-'));

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { errorReason, printable } from '../../src/log/printable.js';
+import { errorReason, printable } from '../../src/util/printable.js';
 
 test('printable: non-printable characters become ?, text is cut to max', () => {
   assert.equal(printable('a\nb\x00c\u00e9'), 'a?b?c?');

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { FatalError } from '../../src/errors.js';
+import { FatalError } from '../../src/util/errors.js';
 import { lookupUser } from '../../src/master/passwd.js';
 import { dataRedirectFile, EXCH_SIZE, ExchangeFile, type ExchangePool } from '../../src/prng/exchange.js';
 

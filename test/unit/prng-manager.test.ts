@@ -26,7 +26,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { FatalError } from '../../src/errors.js';
+import { FatalError } from '../../src/util/errors.js';
 import { EXCH_SIZE } from '../../src/prng/exchange.js';
 import { PrngManager, type PrngConfig } from '../../src/prng/manager.js';
 import type { PoolDeps } from '../../src/prng/pool.js';

@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PrngPool } from '../../src/prng/pool.js';
-import { clampPeriod, nextInterval, PERIOD_MAX, runAfter, TIMER_MAX_MS } from '../../src/prng/schedule.js';
+import { clampPeriod, nextInterval, PERIOD_MAX } from '../../src/prng/schedule.js';
 import { FakeTimers } from '../helpers/fake-timers.js';
+import { runAfter, TIMER_MAX_MS } from '../../src/util/timer.js';
 
 test('PERIOD_MAX is INT_MAX / UCHAR_MAX in integer arithmetic', () => {
   assert.equal(PERIOD_MAX, 8421504);

@@ -15,8 +15,8 @@ import { after, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { readRedisConfig } from '../../src/cluster/config.js';
 import { ClusterLinks } from '../../src/cluster/open.js';
-import { systemClock } from '../../src/clock.js';
-import { FatalError } from '../../src/errors.js';
+import { systemClock } from '../../src/util/clock.js';
+import { FatalError } from '../../src/util/errors.js';
 import { lookupUser } from '../../src/master/passwd.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-redis-cf-'));

@@ -12,11 +12,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CacheTable, logsCache } from '../../src/cache/caches.js';
-import { SEAL_OVERHEAD } from '../../src/cache/seal.js';
+import { SEAL_OVERHEAD } from '../../src/util/seal.js';
 import { formatStats, type CacheStats } from '../../src/cache/stats.js';
 import { StoreError, type SessionStore } from '../../src/cache/store.js';
 import { MemoryStore } from '../../src/cache/stores/memory.js';
-import { FakeClock } from '../../src/clock.js';
+import { FakeClock } from '../../src/util/clock.js';
 import { b64, OK, req, testConfig } from '../helpers/attr.js';
 import { makeHarness, T0 } from '../helpers/harness.js';
 import { scacheOver, STORE_KINDS, withStoreOf } from '../helpers/stores.js';

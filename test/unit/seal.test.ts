@@ -1,5 +1,5 @@
 /*
- * seal - encryption at rest (cache/seal.ts; issue 3, and the nonce bound of the hardening
+ * seal - encryption at rest (util/seal.ts; issue 3, and the nonce bound of the hardening
  * issue, finding 4): XAES-256-GCM against the C2SP vectors (both K1 branches, the derived key,
  * and the 10,000-iteration accumulated test); the version 2 record layout (version, key id,
  * big-endian stamp, 24-byte random nonce, ciphertext, tag; 53 bytes over the session), no
@@ -16,16 +16,7 @@
 import assert from 'node:assert/strict';
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import {
-  recordOverhead,
-  recordStamp,
-  Sealer,
-  SEAL_OVERHEAD,
-  SEAL_OVERHEAD_V1,
-  SEAL_VERSION,
-  XaesKey,
-  XAES_NONCE_LEN,
-} from '../../src/cache/seal.js';
+import { recordOverhead, recordStamp, Sealer, SEAL_OVERHEAD, SEAL_OVERHEAD_V1, SEAL_VERSION, XaesKey, XAES_NONCE_LEN } from '../../src/util/seal.js';
 import { EVICT_ANY, type SessionStore } from '../../src/cache/store.js';
 import { T0 } from '../helpers/harness.js';
 import { GOLDEN_V1, sealV1 } from '../helpers/seal-v1.js';

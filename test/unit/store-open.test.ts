@@ -23,8 +23,8 @@ import { FILE_TYPES, storeKind, storeOpener, SQLITE_SUFFIX } from '../../src/cac
 import { StoreError } from '../../src/cache/store.js';
 import { MemoryStore } from '../../src/cache/stores/memory.js';
 import { SqliteStore } from '../../src/cache/stores/sqlite.js';
-import { FakeClock } from '../../src/clock.js';
-import { FatalError } from '../../src/errors.js';
+import { FakeClock } from '../../src/util/clock.js';
+import { FatalError } from '../../src/util/errors.js';
 import { testConfig } from '../helpers/attr.js';
 import { T0 } from '../helpers/harness.js';
 import { scacheOver } from '../helpers/stores.js';

@@ -12,7 +12,7 @@
  *   found by the next sweeps once the records in front of it go, and lookups check expiry
  *   themselves.
  *   Dropped records are overwritten with zeros: the store owns them, and although they are
- *   sealed (cache/seal.ts), nothing is gained by leaving them readable.
+ *   sealed (util/seal.ts), nothing is gained by leaving them readable.
  * LIMITS
  *   Memory only; emptied at every start, like Postfix's truncated database. Limits are the
  *   cache's (cache/scache.ts): with no limit, memory grows with the cache.

@@ -41,7 +41,7 @@
  *   (the table starts empty and only this process writes it); after SQLite rolled back
  *   writes already counted, they are read again from the table.
  *   Operators may read the file with sqlite3(1) while the daemon runs (WAL readers do not
- *   block it); records are sealed (cache/seal.ts) with a key that exists only in the
+ *   block it); records are sealed (util/seal.ts) with a key that exists only in the
  *   daemon's memory. Freed pages therefore hold only ciphertext, which is why SQLite's
  *   secure_delete (which would double the writes) is not used.
  * LIMITS
@@ -63,7 +63,7 @@ import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants as C, fchmodSync, fchownSync, fstatSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { FatalError } from '../../errors.js';
+import { FatalError } from '../../util/errors.js';
 import { StoreError, type SessionStore } from '../store.js';
 
 /** The flock(2) of the fs-ext binding (Node has none). */

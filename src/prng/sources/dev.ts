@@ -19,7 +19,8 @@
  *   tls/tls_prng_dev.c
  */
 
-import { closeQuietly, errText, IO_TIMEOUT_MS, openReadOnly, timedRead, type EntropySource, type SourceResult } from './source.js';
+import { closeQuietly, IO_TIMEOUT_MS, openReadOnly, timedRead, type EntropySource, type SourceResult } from './source.js';
+import { strerror } from '../../util/errors.js';
 
 /** UCHAR_MAX: tls_prng_dev_read() reads into a 255-byte buffer. */
 export const DEV_READ_MAX = 255;
@@ -43,11 +44,11 @@ export class DevSource implements EntropySource {
     const buf = Buffer.alloc(want);
     try {
       const count = await timedRead(this.fd, buf, want, null, this.timeoutMs);
-      if (count <= 0) return { count: 0, error: errText(null) };
+      if (count <= 0) return { count: 0, error: strerror(null) };
       feed(buf.subarray(0, count));
       return { count, error: '' };
     } catch (err) {
-      return { count: -1, error: errText(err) };
+      return { count: -1, error: strerror(err) };
     } finally {
       buf.fill(0);
     }

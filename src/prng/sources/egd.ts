@@ -27,7 +27,8 @@
  */
 
 import { createConnection, type Socket } from 'node:net';
-import { errText, IO_TIMEOUT_MS, timeoutError, type EntropySource, type SourceResult } from './source.js';
+import { IO_TIMEOUT_MS, timeoutError, type EntropySource, type SourceResult } from './source.js';
+import { strerror } from '../../util/errors.js';
 
 /** EGD command 1: read entropy without blocking (the only one Postfix uses). */
 export const EGD_CMD_READ_NONBLOCK = 0x01;
@@ -130,7 +131,7 @@ export class EgdSource implements EntropySource {
   }
 
   private text(err: unknown): string {
-    return (err as { eof?: boolean }).eof === true ? EOF_ERROR : errText(err);
+    return (err as { eof?: boolean }).eof === true ? EOF_ERROR : strerror(err);
   }
 
   private write(b: Buffer): Promise<void> {

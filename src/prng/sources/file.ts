@@ -19,7 +19,8 @@
  *   tls/tls_prng_file.c
  */
 
-import { closeQuietly, errText, IO_TIMEOUT_MS, openReadOnly, timedRead, type EntropySource, type SourceResult } from './source.js';
+import { closeQuietly, IO_TIMEOUT_MS, openReadOnly, timedRead, type EntropySource, type SourceResult } from './source.js';
+import { strerror } from '../../util/errors.js';
 
 /** tls_prng_file_read()'s buffer size. */
 export const FILE_CHUNK = 8192;
@@ -51,11 +52,11 @@ export class FileSource implements EntropySource {
         total += count;
       }
     } catch (err) {
-      return { count: -1, error: errText(err) };
+      return { count: -1, error: strerror(err) };
     } finally {
       buf.fill(0);
     }
-    return { count: total, error: total > 0 ? '' : errText(null) };
+    return { count: total, error: total > 0 ? '' : strerror(null) };
   }
 
   close(): void {

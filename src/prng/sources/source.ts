@@ -4,7 +4,7 @@
  * SYNOPSIS
  *   interface EntropySource { kind, path, read(len, feed), close() }
  *   timedRead(fd, buf, len, position, timeoutMs): Promise<number>
- *   errText(err): string        IO_TIMEOUT_MS
+ *   IO_TIMEOUT_MS
  * DESCRIPTION
  *   A source is opened before the privilege drop and read afterwards (tlsmgr_pre_init's
  *   security note). read() resolves to { count, error }: count > 0 bytes were fed to the
@@ -23,7 +23,6 @@
  */
 
 import { closeSync, constants, openSync, read } from 'node:fs';
-import { strerror } from '../../config/maincf.js';
 
 /** TLS_MGR_TIMEOUT: every source operation is bounded by 10 s. */
 export const IO_TIMEOUT_MS = 10_000;
@@ -42,12 +41,6 @@ export interface EntropySource {
   readonly path: string;
   read(len: number, feed: (bytes: Buffer) => void): Promise<SourceResult>;
   close(): void;
-}
-
-/** "%m" for a Node.js error; errno 0 prints "Success" in glibc. */
-export function errText(err: unknown): string {
-  if (err === null || err === undefined) return 'Success';
-  return strerror(err);
 }
 
 export function timeoutError(): NodeJS.ErrnoException {

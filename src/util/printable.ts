@@ -1,6 +1,6 @@
 /*
  * NAME
- *   log/printable - make peer text safe for a log line
+ *   util/printable - make peer text safe for a log line
  * SYNOPSIS
  *   printable(text: string, max?: number): string
  *   errorReason(err: unknown, max?: number): string

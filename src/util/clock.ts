@@ -1,6 +1,6 @@
 /*
  * NAME
- *   clock - injectable wall-clock time in whole Unix seconds
+ *   util/clock - injectable wall-clock time in whole Unix seconds
  * DESCRIPTION
  *   Cache timestamps and ticket-key `tout` are time(0) values in Postfix. Modules take a Clock
  *   so that tests can drive expiry and key rotation without sleeping.

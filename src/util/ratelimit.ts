@@ -1,6 +1,6 @@
 /*
  * NAME
- *   cache/ratelimit - at most one warning of a kind per interval
+ *   util/ratelimit - at most one warning of a kind per interval
  * SYNOPSIS
  *   const w = new WarnLimiter(warn, clock, intervalSeconds?); w.warn(kind, text)
  * DESCRIPTION
@@ -11,7 +11,7 @@
  *   suppressed)". The cache counters (cache/stats.ts) keep the exact totals.
  */
 
-import type { Clock } from '../clock.js';
+import type { Clock } from './clock.js';
 
 /** Default seconds between two warnings of one kind. */
 export const WARN_INTERVAL = 60;

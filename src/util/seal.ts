@@ -1,6 +1,6 @@
 /*
  * NAME
- *   cache/seal - authenticated encryption of session-cache records (XAES-256-GCM)
+ *   util/seal - authenticated encryption of session-cache records (XAES-256-GCM)
  * SYNOPSIS
  *   Sealer.fresh(random?): Sealer                 one random key, for this process only
  *   new Sealer(keys: SealKey[], currentId, random?)  a key ring (e.g. a cluster's shared keys)
