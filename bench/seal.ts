@@ -1,6 +1,6 @@
 /*
  * NAME
- *   bench/seal - CPU cost of sealing and opening one session-cache record (cache/seal.ts)
+ *   bench/seal - CPU cost of sealing and opening one session-cache record (util/seal.ts)
  * SYNOPSIS
  *   npm run build && node dist/bench/seal.js [--records N] [--runs R] [--sizes 250,1500] [--wall] [--json]
  * DESCRIPTION
@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Sealer } from '../src/cache/seal.js';
+import { Sealer } from '../src/util/seal.js';
 import { pooledRandom } from '../src/cli/random-pool.js';
 
 const { values } = parseArgs({
