@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Sealer } from '../src/util/seal.js';
-import { pooledRandom } from '../src/cli/random-pool.js';
+import { pooledRandom } from '../src/daemon/random-pool.js';
 
 const { values } = parseArgs({
   options: {
@@ -38,7 +38,7 @@ const records = Number(values.records);
 const runs = Number(values.runs);
 const sizes = values.sizes.split(',').map(Number);
 
-// The nonce source of the daemon (cli/main.ts): pooled CSPRNG output.
+// The nonce source of the daemon (daemon/service.ts): pooled CSPRNG output.
 const sealer = Sealer.fresh(pooledRandom());
 const id = Buffer.from('[192.0.2.1]:25&smtp&0123456789abcdef0123456789abcdef', 'latin1');
 

@@ -1,16 +1,16 @@
 /*
  * NAME
- *   master/privs - give up root for $mail_owner
+ *   master/privs - give up root for $mail_owner, optionally inside a chroot
  * SYNOPSIS
+ *   chrootUid(rootDir: string | null, user: { name, uid, gid } | null): void
  *   setGroups(user: string, gid: number): void
  *   setUser(user: string, uid: number): void
- *   dropPrivileges(user: string, uid: number, gid: number): void
  * DESCRIPTION
  *   setgid, initgroups, setuid, in that order (util/set_ugid.c), then a check that root cannot
  *   be regained. Called once every privileged file and socket is open.
- *   With a chroot, util/chroot_uid.c splits the sequence around chroot(2): setGroups() before
- *   it (initgroups() reads /etc/group, which the jail does not have), setUser() after it.
- *   dropPrivileges() is both at once, for a daemon without a chroot.
+ *   chrootUid() is util/chroot_uid.c: the sequence split around chroot(2) into rootDir,
+ *   setGroups() before it (initgroups() reads /etc/group, which the jail does not have),
+ *   setUser() after it; a null rootDir or user skips that half.
  * DIAGNOSTICS
  *   Throws FatalError when a step fails or root is still reachable.
  * SEE ALSO
@@ -18,6 +18,7 @@
  */
 
 import { FatalError } from '../util/errors.js';
+import { chrootTo } from './chroot.js';
 
 /** setgid(gid) and initgroups(user, gid). */
 export function setGroups(user: string, gid: number): void {
@@ -48,8 +49,9 @@ export function setUser(user: string, uid: number): void {
   if (regained) throw new FatalError('set_ugid: privileges could not be dropped');
 }
 
-export function dropPrivileges(user: string, uid: number, gid: number): void {
-  if (uid === 0) throw new FatalError(`mail_owner ${user} has uid 0 -- refusing to run with root privileges`);
-  setGroups(user, gid);
-  setUser(user, uid);
+/** chroot_uid(): groups, chroot(rootDir), uid; each half only when given. */
+export function chrootUid(rootDir: string | null, user: { readonly name: string; readonly uid: number; readonly gid: number } | null): void {
+  if (user !== null) setGroups(user.name, user.gid);
+  if (rootDir !== null) chrootTo(rootDir);
+  if (user !== null) setUser(user.name, user.uid);
 }

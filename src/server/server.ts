@@ -1,13 +1,16 @@
 /*
  * NAME
- *   server/server - the tlsmgr UNIX-socket server and its standalone listener
+ *   server/server - the tlsmgr UNIX-socket server and its listeners
  * SYNOPSIS
  *   createTlsmgrServer(ctx): net.Server
+ *   listenFd(server, fd): Promise<void>
  *   listenStandalone(server, path, owner): Promise<void>
  * DESCRIPTION
  *   createTlsmgrServer() serves every accepted connection with server/connection.ts; half-open
  *   sockets are allowed so that a client that shuts down its sending side still gets the FAIL
  *   reply Postfix gives it (spec 2.2).
+ *   listenFd() accepts on a descriptor that is already listening: what master(8) hands its
+ *   children from descriptor 6 on (master_proto.h MASTER_LISTEN_FD).
  *   listenStandalone() is for runs not spawned by master(8): it listens on
  *   $queue_directory/private/$service_name itself. A stale socket is removed; a path where a
  *   live server answers is refused; a path that is not a socket is refused. The socket is
@@ -22,6 +25,7 @@
  *   $mail_owner, and there is no chown() by path that a symbolic link swapped in after
  *   bind() could send to another file. unlink() removes a link, never its target.
  * DIAGNOSTICS
+ *   listenFd() rejects with the error of listen(2) on the descriptor, as node reports it.
  *   listenStandalone() throws FatalError with Postfix-style wording.
  */
 
@@ -33,6 +37,14 @@ import { serveConnection, type ConnectionContext } from './connection.js';
 
 export function createTlsmgrServer(ctx: ConnectionContext): Server {
   return createServer({ allowHalfOpen: true }, (sock) => serveConnection(sock, ctx));
+}
+
+/** Accept on the inherited, listening descriptor fd. */
+export function listenFd(server: Server, fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd }, () => resolve());
+  });
 }
 
 /*

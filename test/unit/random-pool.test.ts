@@ -1,11 +1,11 @@
 /*
  * random-pool - pooledRandom(): sizes, never a repeated slice, refills, large requests direct,
- * and the returned buffers are independent copies (cli/random-pool.ts).
+ * and the returned buffers are independent copies (daemon/random-pool.ts).
  */
 
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { pooledRandom } from '../../src/cli/random-pool.js';
+import { pooledRandom } from '../../src/daemon/random-pool.js';
 
 test('pooledRandom: right sizes, distinct outputs across refills, independent copies', () => {
   const random = pooledRandom(64);

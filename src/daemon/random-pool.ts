@@ -1,6 +1,6 @@
 /*
  * NAME
- *   cli/random-pool - small random strings cut from a block of CSPRNG output
+ *   daemon/random-pool - small random strings cut from a block of CSPRNG output
  * SYNOPSIS
  *   const random = pooledRandom(4096); random(12): Buffer
  * DESCRIPTION
