@@ -131,7 +131,6 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
   }).start();
 }
 
-
 /** bin/tlsmgr: run main() and turn thrown FatalErrors into "fatal:" exits. */
 export function run(): void {
   const prog = basename(process.argv[1] ?? 'tlsmgr');

@@ -91,8 +91,8 @@ export class StandaloneListeners implements Listeners {
   async open(d: DaemonControl): Promise<void> {
     this.path = join(d.config.queueDirectory, 'private', this.o.serviceName);
     this.server = createTlsmgrServer(d.ctx);
-    // asEffectiveUser() switches only a root process: $mail_owner's ids do no harm otherwise.
-    await listenStandalone(this.server, this.path, process.getuid?.() === 0 ? d.owner : null);
+    // Every step on the path runs with $mail_owner's ids (master/eugid: only a root process switches).
+    await listenStandalone(this.server, this.path, d.owner);
   }
 
   serve(d: DaemonControl): Promise<void> {

@@ -25,6 +25,10 @@
  *     on a fatal error.
  *   DaemonControl is what a part (and a listener strategy, daemon/listeners.ts) sees of the
  *   running daemon; reload() and exit() let a part act on it (a control socket's commands).
+ *   A new part is one file exporting a DaemonPart and one entry in the `parts` list that
+ *   cli/main.ts gives the Daemon. A control socket, say: preInit binds it (as $mail_owner,
+ *   before the chroot) and answers its commands from d.service and d.config, calling
+ *   d.reload() or d.exit(0) for those that ask; beforeExit closes and removes it.
  * SEE ALSO
  *   master/multi_server.c, master/mail_server.h (MAIL_SERVER_PRE_INIT and friends)
  */

@@ -20,6 +20,9 @@
  *   user ID 0 or group ID 0, and must not share its user ID with an earlier passwd entry.
  *   A daemon that went on would run as root and leave root-owned files that the next proper
  *   start, as $mail_owner, cannot open.
+ *   The daemon calls it once (cli/main.ts) and passes the ids it returns down to everything
+ *   that needs $mail_owner: the privilege drop, the watchdog, the standalone socket, the
+ *   PRNG exchange file and the cache files (daemon/).
  * LIMITS
  *   The shared-uid check sees the passwd file only (Postfix: "detects only some forms of
  *   sharing"). default_privs and setgid_group, which mail_params_init() checks as well, are
