@@ -1,14 +1,18 @@
 /*
  * NAME
- *   config/load - build the frozen TlsmgrConfig from main.cf, -o overrides and defaults
+ *   config/load - build the frozen TlsmgrConfig from main.cf, tlsmgr.cf, -o overrides and defaults
  * DESCRIPTION
  *   loadConfig() follows the order of multi_server_main(): the configuration table starts
  *   with config_directory and process_name, main.cf is read into it (mail_conf_suck()),
- *   each "-o name=value" replaces an entry (mail_conf_update()), then process_name and
- *   service_name are entered (again): both are read-only, so neither main.cf nor
- *   "-o process_name=..." / "-o service_name=..." changes $process_name or $service_name,
- *   silently, as in Postfix 3.12 (snapshot 20260508 on; Postfix 3.7-3.11 protect only
- *   service_name this way; postconf(1) warns "read-only parameter assignment" for both).
+ *   then the extensions of $config_directory/tlsmgr.cf (config/tlsmgrcf.ts: optional, same
+ *   syntax; an extension left in main.cf is honoured with a warning, tlsmgr.cf wins; any
+ *   other name in tlsmgr.cf is ignored with a warning), so that "$name" in either file sees
+ *   both as one table; each "-o name=value" replaces an entry (mail_conf_update()), over
+ *   both files; then process_name and service_name are entered (again): both are
+ *   read-only, so neither main.cf nor "-o process_name=..." / "-o service_name=..."
+ *   changes $process_name or $service_name, silently, as in Postfix 3.12 (snapshot
+ *   20260508 on; Postfix 3.7-3.11 protect only service_name this way; postconf(1) warns
+ *   "read-only parameter assignment" for both).
  *   The real names are opts.processName (basename of argv[0]) and opts.serviceName (-n).
  *   Then parameters are read in the order of mail_params_init() followed by tlsmgr.c's
  *   time, int and string tables, and last the extensions (tlsmgr_* and the per-cache limits
@@ -18,21 +22,24 @@
  *   parameter gets its built-in default, which is entered into the table as Postfix does
  *   (string defaults expanded, time and boolean-expression defaults raw, integers as
  *   decimal), so a later "$name" sees it; a "$name" of a parameter that has not been read
- *   yet and is not in main.cf is empty, exactly as in Postfix.
+ *   yet and is in neither file is empty, exactly as in Postfix.
  *
- *   The returned lookup(name) gives a parameter's expanded value from the final table, or
- *   undefined when it is neither configured nor one of the parameters read here; like
- *   mail_conf_lookup_eval() it throws the macro FatalError for a value with bad syntax.
+ *   The returned lookup(name) gives a parameter's expanded value from the final table
+ *   (both files merged, -o applied), or undefined when it is neither configured nor one of
+ *   the parameters read here; like mail_conf_lookup_eval() it throws the macro FatalError
+ *   for a value with bad syntax.
  * LIMITS
  *   Only the parameters tlsmgr and the generic server skeleton use are known; other
  *   mail_params_init() checks (mail_owner exists, myhostname, ...) are not made here.
  * DIAGNOSTICS
- *   FatalError, first error wins: the main.cf errors of config/maincf.ts,
+ *   FatalError, first error wins: the main.cf errors of config/maincf.ts, the tlsmgr.cf
+ *   errors of config/tlsmgrcf.ts (an unreadable tlsmgr.cf is fatal, an absent one is not),
  *   "invalid \"-o <arg>\" option value: <split_nameval error>" (master/multi_server.c),
  *   "malformed compatibility level syntax: \"<v>\"" (global/compat_level.c),
  *   "file <dir>/main.cf: parameter syslog_facility: unrecognized value: <v>"
  *   (global/mail_params.c), the macro errors of config/expand.ts and the value errors of
- *   config/units.ts. Warnings (duplicate main.cf entries, macro syntax) go to opts.warn.
+ *   config/units.ts. Warnings (duplicate entries, macro syntax, a setting in the wrong file,
+ *   tlsmgr.cf's owner and mode) go to opts.warn.
  * SEE ALSO
  *   master/multi_server.c (multi_server_main), global/mail_conf.c, global/mail_params.c
  *   (mail_params_init), global/mail_params.h (defaults), tlsmgr/tlsmgr.c (main)
@@ -42,10 +49,11 @@ import { FatalError } from '../util/errors.js';
 import { CACHE_TYPES, type CacheParams, type CacheType, type TlsmgrConfig } from './types.js';
 import { dictEval } from './expand.js';
 import { readMainCf, splitNameVal } from './maincf.js';
+import { mergeTlsmgrCf, readTlsmgrCf } from './tlsmgrcf.js';
 import { checkInt, checkLong, checkStr, checkTime, compatLevelFromString, parseBool, parseConfInt, parseConfLong, parseTime } from './units.js';
 
 export interface LoadConfigOptions {
-  /** The configuration directory ($MAIL_CONFIG or /etc/postfix); main.cf is read from it. */
+  /** The configuration directory ($MAIL_CONFIG or /etc/postfix); main.cf and tlsmgr.cf are read from it. */
   readonly configDir: string;
   /** The -o arguments, in command-line order. */
   readonly overrides: readonly string[];
@@ -182,7 +190,10 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
   dict.set('config_directory', opts.configDir);
   dict.set('process_name', processName);
   // mail_conf_suck() concatenates without normalising, and so do its messages.
-  readMainCf(`${opts.configDir}/main.cf`, { into: dict, warn });
+  const mainPath = `${opts.configDir}/main.cf`;
+  const tlsmgrPath = `${opts.configDir}/tlsmgr.cf`;
+  readMainCf(mainPath, { into: dict, warn });
+  mergeTlsmgrCf(dict, readTlsmgrCf(tlsmgrPath, { warn }), { mainPath, tlsmgrPath, warn });
   for (const o of opts.overrides) {
     const nv = splitNameVal(o);
     if ('error' in nv) throw new FatalError(`invalid "-o ${o}" option value: ${nv.error}`);
@@ -238,7 +249,7 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
   // Read by the clients (tls_misc.c), min length 1.
   const tlsmgrServiceName = t.str('tlsmgr_service_name', D.tlsmgr_service_name, 1);
 
-  // Extensions (not in Postfix).
+  // Extensions (not in Postfix; tlsmgr.cf).
   const attrNameLimit = t.int('tlsmgr_attr_name_limit', D.tlsmgr_attr_name_limit, 1);
   const attrValueLimit = t.int('tlsmgr_attr_value_limit', D.tlsmgr_attr_value_limit, 1);
   const attrCountLimit = t.int('tlsmgr_attr_count_limit', D.tlsmgr_attr_count_limit, 1);

@@ -15,7 +15,8 @@
  *
  *   parseMainCf() is dict_load_fp(): values are stored raw (unexpanded); a later definition
  *   replaces an earlier one in place, with a warning when the value differs. readMainCf()
- *   opens and reads the file as dict_load_file_xt()/mail_conf_suck() do.
+ *   opens and reads the file as dict_load_file_xt()/mail_conf_suck() do, through
+ *   readCfFile(), which also serves the optional tlsmgr.cf (config/tlsmgrcf.ts).
  *
  *   Secrets: Postfix echoes values and line text in these messages; here no message shows
  *   the value of a parameter whose name contains "password" or "secret" (isSecretName()),
@@ -28,7 +29,7 @@
  * DIAGNOSTICS
  *   FatalError "<path>, line <n>: missing attribute name: \"<text>\"",
  *   "<path>, line <n>: missing '=' after attribute name: \"<text>\"",
- *   "open <path>: <strerror>", "read <path>: <strerror>".
+ *   "open <path>: <strerror>", "fstat <path>: <strerror>", "read <path>: <strerror>".
  *   Warnings "<path>, line <n>: overriding earlier entry: <name>=<old value>" and
  *   "<path>: logical line must not start with whitespace: \"<first 30 chars>...\"".
  *   Without the value or text where it may be secret (above): "... <name> (value not
@@ -39,7 +40,7 @@
  *   dict_load_file_xt), global/mail_conf.c (mail_conf_suck)
  */
 
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { FatalError, strerror } from '../util/errors.js';
 import { isCSpace } from './units.js';
 
@@ -152,15 +153,55 @@ export function parseMainCf(text: string, path: string, opts: ParseMainCfOptions
   return table;
 }
 
+/** A configuration file's text and the fstat() of the very file that was read. */
+export interface CfFile {
+  readonly text: string;
+  readonly stat: Stats;
+}
+
+/**
+ * readCfFile - open, fstat and read a configuration file as dict_load_file_xt() does.
+ * optional: a path that does not exist (ENOENT, and not a dangling symbolic link) gives
+ * undefined instead of the fatal error.
+ */
+export function readCfFile(path: string, optional?: false): CfFile;
+export function readCfFile(path: string, optional: true): CfFile | undefined;
+export function readCfFile(path: string, optional = false): CfFile | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT' && !isSymlink(path)) return undefined;
+    throw new FatalError(`open ${path}: ${strerror(err)}`, { cause: err });
+  }
+  try {
+    let stat: Stats;
+    try {
+      stat = fstatSync(fd);
+    } catch (err) {
+      throw new FatalError(`fstat ${path}: ${strerror(err)}`, { cause: err });
+    }
+    try {
+      // open(2) of a directory succeeds and the read fails: Postfix then says "read".
+      return { text: readFileSync(fd, 'utf8'), stat };
+    } catch (err) {
+      throw new FatalError(`read ${path}: ${strerror(err)}`, { cause: err });
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/* isSymlink - a dangling symbolic link is a configuration mistake, not an absent file */
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 /** dict_load_file_xt() + the msg_fatal() of mail_conf_suck(): read and parse `path`. */
 export function readMainCf(path: string, opts: ParseMainCfOptions = {}): Map<string, string> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    // open(2) of a directory succeeds and the read fails: Postfix then says "read".
-    const syscall = (err as NodeJS.ErrnoException).syscall === 'open' ? 'open' : 'read';
-    throw new FatalError(`${syscall} ${path}: ${strerror(err)}`, { cause: err });
-  }
-  return parseMainCf(text, path, opts);
+  return parseMainCf(readCfFile(path).text, path, opts);
 }

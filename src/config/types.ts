@@ -2,10 +2,12 @@
  * NAME
  *   config/types - the typed, frozen configuration every other module receives
  * DESCRIPTION
- *   TlsmgrConfig is built once at startup by config/load.ts from main.cf, `-o` overrides and
- *   built-in defaults (Postfix 3.7 names, defaults and units). Times are in seconds, sizes in bytes.
+ *   TlsmgrConfig is built once at startup by config/load.ts from main.cf, tlsmgr.cf (the
+ *   extensions), `-o` overrides and built-in defaults (Postfix 3.7 names, defaults and
+ *   units). Times are in seconds, sizes in bytes.
  *   Values are as configured: the session-cache timeouts are sanitised later (cache/, spec 3.2).
- *   No module reads main.cf, process.env or parameter names on its own; they take this object.
+ *   No module reads main.cf, tlsmgr.cf, process.env or parameter names on its own; they
+ *   take this object.
  * SEE ALSO
  *   global/mail_params.h, tlsmgr/tlsmgr.c main() parameter tables.
  */
@@ -22,7 +24,7 @@ export interface CacheParams {
   readonly timeout: number;
   /** `<type>_tls_loglevel`, as text (Postfix accepts numbers and keywords). */
   readonly loglevel: string;
-  /* Extensions (not in Postfix): cache limits, 0 = no limit (cache/scache.ts). */
+  /* Extensions (not in Postfix; tlsmgr.cf): cache limits, 0 = no limit (cache/scache.ts). */
   /** `<type>_tls_session_cache_max_entries` (default 1000000). */
   readonly maxEntries: number;
   /** `<type>_tls_session_cache_max_size`: cache_id + sealed record bytes in all (default 1073741824). */
@@ -51,7 +53,7 @@ export interface TlsmgrConfig {
   readonly tlsRandomReseedPeriod: number;
   readonly tlsRandomPrngUpdatePeriod: number;
   readonly tlsRandomExchangeName: string;
-  /* Extensions (not in Postfix): input bounds of the attr0 decoder and the protocol. */
+  /* Extensions (not in Postfix; tlsmgr.cf): input bounds of the attr0 decoder and the protocol. */
   /** tlsmgr_attr_name_limit: longest attribute name in bytes (default 256). */
   readonly attrNameLimit: number;
   /** tlsmgr_attr_value_limit: longest encoded attribute value in bytes (default 1500000). */

@@ -4,7 +4,7 @@
  * The test plays master: it spawns `node bin/tlsmgr -l -t unix -n tlsmgr` with GENERATION=17
  * (octal: 15) in the environment, the status channel on fd 5 (spawn's stdio 'pipe', a UNIX
  * socketpair: the child's end is fd 5, ours is child.stdio[5]) and a UNIX stream listener on
- * fd 6 that the test created itself and then stopped holding (see listenerFor()). main.cf sets
+ * fd 6 that the test created itself and then stopped holding (see listenerFor()). tlsmgr.cf sets
  * tlsmgr_syslog_socket to a datagram socket the test binds with unix-dgram, so the daemon's
  * syslog records are checked as they leave the process.
  * Checks:
@@ -122,13 +122,13 @@ function writeMainCf(extra: readonly string[] = []): void {
     `queue_directory = ${queue}`,
     `data_directory = ${join(dir, 'data')}`,
     `mail_owner = ${mailOwner()}`,
-    `tlsmgr_syslog_socket = ${join(dir, 'dev-log')}`,
     'smtpd_tls_session_cache_database = btree:${data_directory}/smtpd_scache',
     'smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache',
     'smtpd_tls_session_cache_timeout = 3600s',
     ...extra,
     '',
   ].join('\n'));
+  writeFileSync(join(etc, 'tlsmgr.cf'), `tlsmgr_syslog_socket = ${join(dir, 'dev-log')}\n`);
 }
 
 /** tls_random_exchange_name's default: ${data_directory}/prng_exch. */
