@@ -5,7 +5,7 @@
  *   tlsmgr [generic Postfix daemon options]
  *   main(argv, env, progName?): Promise<void>      run(): void
  * DESCRIPTION
- *   Parses the command line (cli/options), reads $MAIL_CONFIG/main.cf (default /etc/postfix)
+ *   Parses the command line (cli/options), reads $MAIL_CONFIG/main.cf and tlsmgr.cf (default /etc/postfix)
  *   with `-o name=value` overrides, opens the log, checks $mail_owner and the options as
  *   mail_params_init() and multi_server_main() do, and starts a Daemon (daemon/daemon.ts)
  *   fed by one of three listener strategies (daemon/listeners.ts):

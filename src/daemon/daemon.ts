@@ -20,7 +20,7 @@
  *      timers);
  *   6. serve: the listeners announce and arrange for the end.
  *   reload() re-reads main.cf (settings.reread), lets each part apply what it can in place,
- *   logs "reload: <config_directory>/main.cf re-read; caches and ticket keys kept" and warns
+ *   logs "reload: <config_directory>/main.cf and tlsmgr.cf re-read; caches and ticket keys kept" and warns
  *   once for each changed setting that needs a restart (daemon/reload.ts). beforeExit() runs
  *   every part's beforeExit once, the service's first (it saves the PRNG exchange file);
  *   exit(status) is beforeExit() and then process.exit(status).
@@ -146,7 +146,7 @@ export class Daemon implements DaemonControl {
     const current = this.current;
     for (const p of this.parts) p.reload?.(fresh, current);
     this.current = fresh;
-    msgInfo(`reload: ${fresh.configDirectory}/main.cf re-read; caches and ticket keys kept`);
+    msgInfo(`reload: ${fresh.configDirectory}/main.cf and tlsmgr.cf re-read; caches and ticket keys kept`);
     for (const key of needsRestart(current, fresh)) msgWarn(`reload: a changed setting (${key}) takes effect only after a restart`);
   }
 

@@ -252,10 +252,10 @@ describe('Daemon phases, standalone and -S', { concurrency: 1 }, () => {
     appendFileSync(join(inst.dir, 'etc', 'main.cf'), 'tlsmgr_attr_name_limit = 16\n');
     p.child.kill('SIGHUP');
     await line(p, /^reload /);
-    await until(() => /reload: .*main\.cf re-read/.test(p.stderr()), WAIT_MS, `the reload line in ${p.stderr()}`);
+    await until(() => /reload: .*main\.cf and tlsmgr\.cf re-read/.test(p.stderr()), WAIT_MS, `the reload line in ${p.stderr()}`);
     assert.match(p.lines().find((l) => l.startsWith('reload ')) ?? '', /^reload attr_name_limit 256 -> 16 /);
     const err = p.stderr();
-    assert.ok(err.indexOf('probe: reload ') < err.indexOf('main.cf re-read'), 'the parts apply the reload before it is logged');
+    assert.ok(err.indexOf('probe: reload ') < err.indexOf('main.cf and tlsmgr.cf re-read'), 'the parts apply the reload before it is logged');
     // The service took the new bound: a 20-byte name now closes the connection.
     const c = await TestClient.open(inst.socket);
     c.send(Buffer.from(`request\0seed\0${'n'.repeat(20)}\0x\0\0`, 'latin1'));

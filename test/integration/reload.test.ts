@@ -52,7 +52,7 @@ test('SIGHUP reloads main.cf and keeps the cache', { timeout: 30000 }, async () 
     const mainCf = join(d.dir, 'etc/main.cf');
     appendFileSync(mainCf, 'tlsmgr_attr_name_limit = 16\nsmtpd_tls_session_cache_timeout = 7200s\n');
     d.proc.kill('SIGHUP');
-    await waitFor(d.stderr, /reload: .*main\.cf re-read/);
+    await waitFor(d.stderr, /reload: .*main\.cf and tlsmgr\.cf re-read/);
     assert.match(d.stderr(), /warning: reload: a changed setting \(cache\) takes effect only after a restart/);
 
     const c2 = await TlsmgrClient.connect(d.socket);
@@ -85,7 +85,7 @@ test('SIGHUP applies a changed tlsmgr_connection_limit at once', { timeout: 3000
     assert.equal(await probe(d.socket, seed), 'open', 'a second connection is served at the default limit');
     appendFileSync(join(d.dir, 'etc/main.cf'), 'tlsmgr_connection_limit = 1\n');
     d.proc.kill('SIGHUP');
-    await waitFor(d.stderr, /reload: .*main\.cf re-read/);
+    await waitFor(d.stderr, /reload: .*main\.cf and tlsmgr\.cf re-read/);
     assert.equal(await probe(d.socket, seed), 'closed', 'over the new limit a second connection is closed');
     await waitFor(d.stderr, /tlsmgr_connection_limit = 1 -- refusing a new connection/);
     assert.equal((await held.seed(16)).seed.length, 16, 'the connection already open is kept');
@@ -105,7 +105,7 @@ test('SIGHUP re-reads tlsmgr.cf too: a tlsmgr_connection_limit there applies at 
     assert.match(d.stderr(), /warning: .*\/main\.cf: parameter tlsmgr_connection_limit belongs in .*\/tlsmgr\.cf\n/);
     writeFileSync(tlsmgrCf, 'tlsmgr_connection_limit = 1\n');
     d.proc.kill('SIGHUP');
-    await waitFor(d.stderr, /reload: .*main\.cf re-read/);
+    await waitFor(d.stderr, /reload: .*main\.cf and tlsmgr\.cf re-read/);
     assert.match(d.stderr(), /warning: .*\/main\.cf: parameter tlsmgr_connection_limit belongs in .*\/tlsmgr\.cf, which overrides it/);
     assert.equal(await probe(d.socket, seed), 'closed', 'over tlsmgr.cf\'s limit a second connection is closed');
     await waitFor(d.stderr, /tlsmgr_connection_limit = 1 -- refusing a new connection/);
