@@ -307,8 +307,12 @@ class Connection implements TurnEnd {
   endOfTurn(): void {
     const { sock, pending } = this;
     this.due = false;
-    if (pending.length > 0 && !sock.destroyed) sock.write(pending.length === 1 ? pending[0] : Buffer.concat(pending));
-    pending.length = 0;
+    if (pending.length > 0) {
+      // Emptied before the write: a stream that answers within write() starts a new turn.
+      const out = pending.length === 1 ? pending[0] : Buffer.concat(pending);
+      pending.length = 0;
+      if (!sock.destroyed) sock.write(out);
+    }
     switch (this.phase) {
       case Phase.Reading:
         // Backpressure: a client that does not read its replies stops being read from.
