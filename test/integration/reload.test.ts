@@ -64,7 +64,8 @@ test('SIGHUP reloads main.cf and keeps the cache', { timeout: 30000 }, async () 
     appendFileSync(mainCf, 'tlsmgr_attr_name_limit = 16\nsmtpd_tls_session_cache_timeout = 7200s\n');
     d.proc.kill('SIGHUP');
     await waitFor(d, /reload: .*main\.cf re-read/);
-    assert.match(d.stderr(), /warning: reload: a changed setting \(cache\) takes effect only after a restart/);
+    // Logged after the line above, maybe in a later write.
+    await waitFor(d, /warning: reload: a changed setting \(cache\) takes effect only after a restart/);
 
     const c2 = await TlsmgrClient.connect(d.socket);
     const r = await c2.lookup('smtpd', 'id-1');
@@ -74,7 +75,7 @@ test('SIGHUP reloads main.cf and keeps the cache', { timeout: 30000 }, async () 
     assert.equal(p.timeout, 3600, 'a cache timeout change waits for a restart');
     c2.close();
     assert.equal(await probe(d.socket, longName), 'closed', 'the new name limit applies at once');
-    assert.match(d.stderr(), /attribute name length exceeds limit 16/);
+    await waitFor(d, /attribute name length exceeds limit 16/);
 
     // A broken main.cf: warning, the running configuration stays.
     writeFileSync(mainCf, `${readFileSync(mainCf, 'latin1')}broken line without equals\n`);
