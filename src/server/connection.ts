@@ -25,7 +25,8 @@
  *     Replying   a remote store answers later: reading is paused until that reply is
  *                written, so replies keep request order and one client has one request in
  *                flight;
- *     Finishing  input ended inside a request whose reply a remote store answers later;
+ *     Finishing  input has ended while a remote store's reply is on its way: that reply
+ *                is written, then the socket is closed;
  *     Closing    no more input is served; the socket is ended once the pending replies
  *                are written;
  *     Closed     ended or destroyed (socket error, or the guard chose it).
