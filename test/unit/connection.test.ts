@@ -5,8 +5,8 @@
  * FAIL, the wake-up (W\0, request=W, lone W + half-close), EOF after connect, a 2-byte unknown
  * name, half-close in the middle of a request, a stalled connection next to a live one, a
  * token over the limit (one warning, only that connection closed), empty data in FAIL replies;
- * and a remote store answering later (replies in request order, a rejected reply is FAIL, a
- * half-close while a reply is on its way).
+ * a remote store answering later (replies in request order, a rejected reply is FAIL, a
+ * half-close while a reply is on its way); a stream that sends from within write().
  * Every request is sent in one write (spec 2.2 step 2); every wait is bounded and waits for
  * an event, never for a time. "No reply" is checked with a probe: a request that must be
  * answered, whose reply must be the first bytes to arrive (replies come in request order).
