@@ -5,12 +5,12 @@
  *   serveConnection(sock: Duplex, ctx: ConnectionContext): void
  *   serveBytes(input: Buffer, ctx): Buffer | Promise<Buffer>   (-S mode: one request, no greeting)
  * DESCRIPTION
- *   Sends the 26-byte greeting at once (spec 1.6), then feeds received bytes to an attr0
- *   reader and answers every complete request in the event-loop turn it completes in, in
- *   order (the replies of a turn are written together at its end, see Outbox); one slow
- *   or stalled client never delays another (unlike Postfix 3.7, spec 2.2.3). After each
- *   reply the rest of that read is dropped, as Postfix's flush does (spec 2.2), so leftovers
- *   of a malformed request never turn into replies nobody asked for.
+ *   serveConnection() sends the 26-byte greeting at once (spec 1.6) and serves the socket
+ *   with a Connection: received bytes go to an attr0 reader, and every complete request is
+ *   answered in the event-loop turn it completes in, in order; one slow or stalled client
+ *   never delays another (unlike Postfix 3.7, spec 2.2.3). After each reply the rest of that
+ *   read is dropped, as Postfix's flush does (spec 2.2), so leftovers of a malformed request
+ *   never turn into replies nobody asked for.
  *   - "W" (wake-up, either path): close, no reply, no log;
  *   - unknown request name: no reply, connection stays open (as Postfix);
  *   - end of input in the middle of a request: its FAIL reply when its name was complete,
@@ -18,16 +18,36 @@
  *   - a token or list over the configured bounds: one warning, the connection is closed;
  *   - with ctx.guard (server/guard.ts): a connection over tlsmgr_connection_limit is closed
  *     at once without a greeting, and after every read the connection's unfinished bytes are
- *     reported to the guard, which may close it (process-wide input bound, ipc_timeout).
+ *     reported to the guard, which may close it (process-wide input bound, ipc_timeout);
+ *   - ctx.onRequest(true) and (false) bracket the serving of every read.
+ *   A Connection is in one phase at a time:
+ *     Reading    greeting sent; each read is served as it arrives;
+ *     Replying   a remote store answers later: reading is paused until that reply is
+ *                written, so replies keep request order and one client has one request in
+ *                flight;
+ *     Finishing  input has ended while a remote store's reply is on its way: that reply
+ *                is written, then the socket is closed;
+ *     Closing    no more input is served; the socket is ended once the pending replies
+ *                are written;
+ *     Closed     ended or destroyed (socket error, or the guard chose it).
+ *   Replies are not written one by one: the Outbox writes the replies of one event-loop turn
+ *   together at its end (see there), one write per connection.
+ *   serveBytes() serves the first request of a buffer the same way, with no greeting and
+ *   nothing written: the reply bytes are returned (empty when there is no reply).
+ * LIMITS
+ *   The synchronous path (local stores) allocates no promise and no closure per request.
+ *   A client that does not read its replies stops being read from until its socket drains.
  * DIAGNOSTICS
- *   Socket errors (ECONNRESET, EPIPE) close the connection quietly; nothing is thrown.
+ *   Socket errors (ECONNRESET, EPIPE) close the connection quietly; nothing is thrown. A
+ *   request handler that throws (or whose promise rejects) is that request's FAIL reply and
+ *   a warning '"<request>" request failed: <reason>'.
  * SEE ALSO
  *   master/multi_server.c, tlsmgr/tlsmgr.c tlsmgr_request_receive()
  */
 
 import type { Duplex } from 'node:stream';
 import { Attr0Reader, type AttrLimits, type ReadEvent } from '../attr/reader.js';
-import { GREETING, REQ, WAKEUP } from '../protocol/names.js';
+import { GREETING, REQ, WAKEUP, type RequestName } from '../protocol/names.js';
 import { scanRequest, type RequestInput, type ScanContext } from '../protocol/requests.js';
 import { failResponse } from '../protocol/responses.js';
 import { errorReason } from '../util/printable.js';
@@ -49,209 +69,280 @@ export interface ConnectionContext {
 }
 
 const KNOWN = new Set<string>(Object.values(REQ));
+const EMPTY = Buffer.alloc(0);
 
-/** What to do with one complete or truncated request: a reply (or null), and whether to close. */
-function serveInput(input: RequestInput, ctx: ConnectionContext): { reply: Maybe<Buffer> | null; close: boolean } {
+/** No reply; the connection stays open (an unknown request name, as Postfix). */
+const IGNORE = 'ignore';
+/** No reply; the connection is closed (a wake-up, or input that ended before a request name). */
+const CLOSE = 'close';
+/** What one request gets: reply bytes (now, or later from a remote store), or no reply. */
+type Answer = Maybe<Buffer> | typeof IGNORE | typeof CLOSE;
+
+/* answer - scan and serve one complete or truncated request */
+function answer(input: RequestInput, ctx: ConnectionContext): Answer {
   const r = scanRequest(input, ctx.scan);
   switch (r.kind) {
     case 'request': {
-      const request = r.req.request;
-      // Nothing is thrown across the socket (style.md 6.3): a failing handler is a FAIL reply.
-      const failed = (err: unknown): Buffer => {
-        ctx.scan.warn(`"${request}" request failed: ${errorReason(err)}`);
-        return failResponse(request);
-      };
+      let reply: Maybe<Buffer>;
       try {
-        const reply = ctx.dispatcher.handle(r.req);
-        return { reply: reply instanceof Promise ? reply.catch(failed) : reply, close: false };
+        reply = ctx.dispatcher.handle(r.req);
       } catch (err) {
-        return { reply: failed(err), close: false };
+        return failed(ctx, r.req.request, err);
       }
+      if (!(reply instanceof Promise)) return reply;
+      const request = r.req.request;
+      return reply.catch((err: unknown) => failed(ctx, request, err));
     }
     case 'fail':
-      return { reply: failResponse(r.request), close: false };
+      return failResponse(r.request);
     case 'unknown':
-      return { reply: null, close: false };
+      return IGNORE;
     case 'wakeup':
     case 'close':
-      return { reply: null, close: true };
+      return CLOSE;
   }
+}
+
+/* failed - nothing is thrown across the socket (style.md 6.3): a failing handler is a FAIL reply */
+function failed(ctx: ConnectionContext, request: RequestName, err: unknown): Buffer {
+  ctx.scan.warn(`"${request}" request failed: ${errorReason(err)}`);
+  return failResponse(request);
+}
+
+/** What the Outbox asks of a connection at the end of a turn. */
+interface TurnEnd {
+  /** Write the replies of this turn, then apply backpressure, resume, or close. */
+  endOfTurn(): void;
 }
 
 /*
- * Replies are written once per event-loop turn, together, from one setImmediate() queued
- * before any store work of the turn (so before the SQLite commit, which is also deferred to
- * the end of the turn). Every readable socket of a turn is served first, then every reply is
- * written: a client with many connections (smtpd processes behind one kernel) is woken once
- * per burst instead of once per reply, and the reply writes no longer sit between the
- * requests of the turn. Per connection the order is kept: one pending list, FIFO.
+ * Outbox - replies are written once per event-loop turn, together, from one setImmediate()
+ * queued before any store work of the turn (so before the SQLite commit, which is also
+ * deferred to the end of the turn). Every readable socket of a turn is served first, then
+ * every reply is written: a client with many connections (smtpd processes behind one
+ * kernel) is woken once per burst instead of once per reply, and the reply writes no longer
+ * sit between the requests of the turn. Each connection keeps its own replies in order
+ * (Connection.pending) and is listed here once per turn. Two lists take turns, so a turn
+ * allocates nothing here.
  */
-interface Outbox {
-  pending: Buffer[];
-  /** After the pending replies are written: backpressure, resume, or the final close. */
-  settle(): void;
-}
+class Outbox {
+  private due: TurnEnd[] = [];
+  private spare: TurnEnd[] = [];
+  private queued = false;
 
-const outboxes: Outbox[] = [];
-let flushQueued = false;
-
-function queueFlush(): void {
-  if (flushQueued) return;
-  flushQueued = true;
-  setImmediate(flushTurn);
-}
-
-function flushTurn(): void {
-  flushQueued = false;
-  // Replies that arrive while flushing (none today: writes do not call back synchronously)
-  // would land in a fresh turn; take the list as it is now.
-  const boxes = outboxes.splice(0, outboxes.length);
-  for (const box of boxes) box.settle();
-}
-
-export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
-  const reader = new Attr0Reader(ctx.limits);
-  // closed: no more input is served; the socket is ended once pending replies are written.
-  let closed = false;
-  // waiting: a reply is still to come from a remote store; input waits (the socket is paused).
-  let waiting = false;
-  // queued: this connection is in the outbox list of the current turn.
-  let queued = false;
-  let ended = false;
-  const box: Outbox = {
-    pending: [],
-    settle: () => {
-      queued = false;
-      flush(sock, box.pending);
-      box.pending.length = 0;
-      settle();
-    },
-  };
-  const post = (reply: Buffer | null): void => {
-    if (reply !== null) box.pending.push(reply);
-    if (!queued) {
-      queued = true;
-      outboxes.push(box);
-      queueFlush();
-    }
-  };
-  const close = (): void => {
-    closed = true;
-  };
-  sock.on('error', () => {
-    closed = true;
-    sock.destroy();
-  });
-  const guard = ctx.guard;
-  let slot: GuardSlot | null = null;
-  if (guard !== undefined) {
-    slot = guard.admit(() => {
-      closed = true;
-      sock.destroy();
-    });
-    if (slot === null) {
-      sock.destroy();
-      return;
-    }
-    const admitted = slot;
-    sock.once('close', () => guard.release(admitted));
+  /** Queue the end-of-turn flush now, before the turn's requests reach a store. */
+  arm(): void {
+    if (this.queued) return;
+    this.queued = true;
+    setImmediate(this.flush);
   }
-  sock.write(GREETING);
 
-  sock.on('data', (chunk: Buffer) => {
-    if (closed) return;
-    // Queue the turn's flush before the requests reach a store (see Outbox above).
-    queueFlush();
-    ctx.onRequest?.(true);
-    try {
-      serveChunk(chunk);
-    } finally {
-      ctx.onRequest?.(false);
+  /** c has replies to write (or a close to finish) at the end of this turn. */
+  add(c: TurnEnd): void {
+    this.due.push(c);
+    this.arm();
+  }
+
+  private readonly flush = (): void => {
+    this.queued = false;
+    // A connection added while flushing (none today: writes do not call back synchronously)
+    // lands in the next turn's list.
+    const due = this.due;
+    this.due = this.spare;
+    for (let i = 0; i < due.length; i++) due[i].endOfTurn();
+    due.length = 0;
+    this.spare = due;
+  };
+}
+
+const outbox = new Outbox();
+
+/** Where a connection stands (see DESCRIPTION). */
+const enum Phase {
+  Reading,
+  Replying,
+  Finishing,
+  Closing,
+  Closed,
+}
+
+/* Connection - one accepted socket; see DESCRIPTION for its phases */
+class Connection implements TurnEnd {
+  private phase = Phase.Reading;
+  private readonly reader: Attr0Reader;
+  /** Replies of this turn, in request order, written by endOfTurn(). */
+  private readonly pending: Buffer[] = [];
+  /** Listed in the Outbox for the end of this turn. */
+  private due = false;
+  private slot: GuardSlot | null = null;
+
+  constructor(
+    private readonly sock: Duplex,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.reader = new Attr0Reader(ctx.limits);
+  }
+
+  /** Admit (guard), greet and start serving; a connection the guard refuses is destroyed. */
+  start(): void {
+    const { sock, ctx } = this;
+    sock.on('error', () => this.abort());
+    const guard = ctx.guard;
+    if (guard !== undefined) {
+      const slot = guard.admit(() => this.abort());
+      if (slot === null) {
+        sock.destroy();
+        return;
+      }
+      this.slot = slot;
+      sock.once('close', () => guard.release(slot));
     }
-    if (slot !== null && !closed) guard?.account(slot, reader.held, reader.idle);
-  });
+    sock.write(GREETING);
+    sock.on('data', (chunk: Buffer) => this.read(chunk));
+    sock.on('end', () => this.inputEnded());
+  }
 
-  const serveChunk = (chunk: Buffer): void => {
+  /* read - serve one read, bracketed by onRequest, then report what is left to the guard */
+  private read(chunk: Buffer): void {
+    // Replying pauses the socket, so a read arrives only while Reading or after the close.
+    if (this.phase !== Phase.Reading) return;
+    // Queue the turn's flush before the requests reach a store (see Outbox).
+    outbox.arm();
+    const onRequest = this.ctx.onRequest;
+    onRequest?.(true);
+    try {
+      this.serve(chunk);
+    } finally {
+      onRequest?.(false);
+    }
+    if (this.slot !== null && (this.phase === Phase.Reading || this.phase === Phase.Replying)) {
+      this.ctx.guard?.account(this.slot, this.reader.held, this.reader.idle);
+    }
+  }
+
+  /* serve - answer the requests a read completes, until one must wait or the connection closes */
+  private serve(chunk: Buffer): void {
+    const { reader, ctx } = this;
     reader.push(chunk);
-    for (let ev: ReadEvent | null = reader.next(); ev !== null && !closed; ev = reader.next()) {
+    for (let ev: ReadEvent | null = reader.next(); ev !== null && this.phase === Phase.Reading; ev = reader.next()) {
       switch (ev.type) {
         case 'bare': {
           const name = ev.name.toString('latin1');
-          if (name === WAKEUP) close();
+          if (name === WAKEUP) this.phase = Phase.Closing;
           else if (KNOWN.has(name)) reader.bareContinue();
           else reader.dropBuffered();
           break;
         }
         case 'limit':
           ctx.scan.warn(`${ev.what === 'count' ? 'attribute count' : `attribute ${ev.what} length`} exceeds limit ${ev.limit} on ${ctx.scan.path} -- closing connection`);
-          close();
+          this.phase = Phase.Closing;
           break;
         case 'list': {
-          const { reply, close: mustClose } = serveInput({ complete: true, bare: ev.bare, attrs: ev.attrs }, ctx);
-          if (mustClose) close();
-          else reader.dropBuffered();
-          if (reply instanceof Promise) {
-            // A remote store answers later: stop reading until the reply is written, so that
-            // replies stay in request order and one client has one request in flight.
-            post(null);
-            waiting = true;
-            sock.pause();
-            void reply.then((buf) => {
-              waiting = false;
-              post(buf);
-            });
-            return;
+          const a = answer({ complete: true, bare: ev.bare, attrs: ev.attrs }, ctx);
+          if (a === CLOSE) {
+            this.phase = Phase.Closing;
+            break;
           }
-          if (reply !== null) box.pending.push(reply);
+          reader.dropBuffered();
+          if (a instanceof Promise) {
+            this.await(a, Phase.Replying);
+            this.sock.pause();
+          } else if (a !== IGNORE) {
+            this.pending.push(a);
+          }
           break;
         }
       }
     }
-    post(null);
-  };
+    this.schedule();
+  }
 
-  /* settle - after replies are written: backpressure, or the final close */
-  const settle = (): void => {
-    if (waiting) return; // paused for a remote reply; its arrival settles again
-    // Backpressure: a client that does not read its replies stops being read from.
-    if (sock.writableNeedDrain && !closed) {
-      sock.pause();
-      sock.once('drain', () => {
-        if (!waiting) sock.resume();
-      });
-    } else if (!closed && sock.isPaused()) {
-      sock.resume(); // paused while a remote reply was on its way
-    }
-    // Close for good (Postfix close()s the descriptor): with allowHalfOpen, end() alone would
-    // leave the socket open, reading and discarding, for as long as the client keeps its side.
-    if (closed && !ended && !sock.destroyed) {
-      ended = true;
-      sock.end(() => sock.destroy());
-    }
-  };
-
-  sock.on('end', () => {
-    if (closed) return;
-    const trunc = reader.finish();
-    closed = true;
-    if (slot !== null) guard?.account(slot, 0, true);
-    const reply = trunc === null ? null : serveInput({ complete: false, trunc }, ctx).reply;
-    if (reply instanceof Promise) {
-      waiting = true;
-      post(null);
-      void reply.then((buf) => {
-        waiting = false;
-        post(buf);
-      });
+  /* inputEnded - the client shut down its side: answer a truncated request, then close */
+  private inputEnded(): void {
+    if (this.phase === Phase.Reading) {
+      const trunc = this.reader.finish();
+      this.phase = Phase.Closing;
+      if (this.slot !== null) this.ctx.guard?.account(this.slot, 0, true);
+      const a = trunc === null ? CLOSE : answer({ complete: false, trunc }, this.ctx);
+      if (a instanceof Promise) this.await(a, Phase.Finishing);
+      else if (typeof a !== 'string') this.pending.push(a);
+    } else if (this.phase === Phase.Replying) {
+      // A paused socket still reports the end of input. The reply on its way is the last
+      // one (the reader dropped the rest of its read): it is written, then the socket closed.
+      this.reader.finish();
+      this.phase = Phase.Finishing;
+      if (this.slot !== null) this.ctx.guard?.account(this.slot, 0, true);
     } else {
-      post(reply);
+      return;
     }
-  });
+    this.schedule();
+  }
+
+  /* await - a remote store answers later; the reply joins the turn it arrives in */
+  private await(reply: Promise<Buffer>, phase: Phase.Replying | Phase.Finishing): void {
+    this.phase = phase;
+    void reply.then((buf) => this.replied(buf));
+  }
+
+  private replied(buf: Buffer): void {
+    if (this.phase === Phase.Replying) this.phase = Phase.Reading;
+    else if (this.phase === Phase.Finishing) this.phase = Phase.Closing;
+    else return; // Closed meanwhile: nobody to write to
+    this.pending.push(buf);
+    this.schedule();
+  }
+
+  /* schedule - list this connection in the Outbox for the end of the turn */
+  private schedule(): void {
+    if (this.due) return;
+    this.due = true;
+    outbox.add(this);
+  }
+
+  /* abort - a socket error, or the guard chose this connection: close at once */
+  private abort(): void {
+    this.phase = Phase.Closed;
+    this.sock.destroy();
+  }
+
+  endOfTurn(): void {
+    const { sock, pending } = this;
+    this.due = false;
+    if (pending.length > 0) {
+      // Emptied before the write: a stream that answers within write() starts a new turn.
+      const out = pending.length === 1 ? pending[0] : Buffer.concat(pending);
+      pending.length = 0;
+      if (!sock.destroyed) sock.write(out);
+    }
+    switch (this.phase) {
+      case Phase.Reading:
+        // Backpressure: a client that does not read its replies stops being read from.
+        if (sock.writableNeedDrain) {
+          sock.pause();
+          sock.once('drain', () => {
+            if (this.phase === Phase.Reading) sock.resume();
+          });
+        } else if (sock.isPaused()) {
+          sock.resume(); // paused while a remote reply was on its way
+        }
+        break;
+      case Phase.Closing:
+        // Close for good (Postfix close()s the descriptor): with allowHalfOpen, end() alone
+        // would leave the socket open, reading and discarding, for as long as the client
+        // keeps its side.
+        this.phase = Phase.Closed;
+        if (!sock.destroyed) sock.end(() => sock.destroy());
+        break;
+      case Phase.Replying:
+      case Phase.Finishing:
+      case Phase.Closed:
+        break; // a remote reply is still on its way; its arrival ends another turn
+    }
+  }
 }
 
-function flush(sock: Duplex, replies: Buffer[]): void {
-  if (replies.length === 0 || sock.destroyed) return;
-  sock.write(replies.length === 1 ? replies[0] : Buffer.concat(replies));
+export function serveConnection(sock: Duplex, ctx: ConnectionContext): void {
+  new Connection(sock, ctx).start();
 }
 
 /** -S mode: the whole of stdin is one request; the reply bytes (possibly empty) are returned. */
@@ -261,16 +352,20 @@ export function serveBytes(input: Buffer, ctx: ConnectionContext): Maybe<Buffer>
   for (let ev = reader.next(); ev !== null; ev = reader.next()) {
     if (ev.type === 'limit') {
       ctx.scan.warn(`attribute ${ev.what} exceeds limit ${ev.limit} on ${ctx.scan.path}`);
-      return Buffer.alloc(0);
+      return EMPTY;
     }
     if (ev.type === 'bare') {
       const name = ev.name.toString('latin1');
-      if (!KNOWN.has(name)) return Buffer.alloc(0);
+      if (!KNOWN.has(name)) return EMPTY;
       reader.bareContinue();
       continue;
     }
-    return serveInput({ complete: true, bare: ev.bare, attrs: ev.attrs }, ctx).reply ?? Buffer.alloc(0);
+    return replyBytes(answer({ complete: true, bare: ev.bare, attrs: ev.attrs }, ctx));
   }
   const trunc = reader.finish();
-  return trunc === null ? Buffer.alloc(0) : (serveInput({ complete: false, trunc }, ctx).reply ?? Buffer.alloc(0));
+  return trunc === null ? EMPTY : replyBytes(answer({ complete: false, trunc }, ctx));
+}
+
+function replyBytes(a: Answer): Maybe<Buffer> {
+  return a === IGNORE || a === CLOSE ? EMPTY : a;
 }

@@ -5,14 +5,22 @@
  *   makeHarness(opts?): Harness        caches + tickets + dispatcher + connection context
  *   h.serve(bytes): Reply | null       one request through reader, scanner and dispatcher
  *   startServer(h, ctx?): Promise<TestServer>  createTlsmgrServer on a temp UNIX socket
+ *   s.reads; await s.readsServed(n)    reads the server has served (its onRequest brackets)
  *   TestClient.connect(path, opts?)    a net client with bounded waits
+ *   until(fn, ms, what)                poll a condition nothing signals (bounded)
  * DESCRIPTION
  *   Nothing is mocked below the dispatcher: Attr0Reader, scanRequest, Dispatcher, CacheTable
  *   (with a MemoryStore the test can reach), TicketKeyRing. The clock is a FakeClock; seed
  *   bytes are deterministic unless opts.realRandom is set; warnings are collected in
  *   h.warnings (text without the "warning: " prefix, as the modules pass it).
+ *   A TestServer counts the reads its connections have served (ctx.onRequest(false), which
+ *   also still reaches the ctx's own onRequest): a test that must know a write was read on
+ *   its own (a request that gets no reply, the first half of a split token) waits for that
+ *   instead of sleeping, so the next write is a separate read.
  * LIMITS
- *   Every wait in TestClient has a timeout (default 2 s) and fails the test when it expires.
+ *   Every wait in TestClient and TestServer has a timeout (default 2 s) and fails the test
+ *   when it expires; TestClient waits for its socket's events (test/helpers/signal.ts), never
+ *   for a fixed time. until() polls, with a bounded number of probes.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -29,6 +37,7 @@ import { Dispatcher } from '../../src/server/dispatch.js';
 import { createTlsmgrServer } from '../../src/server/server.js';
 import { TicketKeyRing } from '../../src/tickets/keys.js';
 import { listLength, parseReply, show, testConfig, type Reply } from './attr.js';
+import { Signal } from './signal.js';
 
 /** 2023-11-14 22:13:20 UTC: an arbitrary fixed start time for the fake clock. */
 export const T0 = 1_700_000_000;
@@ -125,6 +134,12 @@ export function makeHarness(opts: HarnessOptions = {}): Harness {
 export interface TestServer {
   readonly path: string;
   readonly server: Server;
+  /** Connections open on the server side now. */
+  readonly connections: number;
+  /** Reads served so far, by every connection. */
+  readonly reads: number;
+  /** Wait (bounded) until the server has served n reads in all. */
+  readsServed(n: number, ms?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -132,7 +147,18 @@ export interface TestServer {
 export async function startServer(h: Harness, ctx?: ConnectionContext): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-test-'));
   const path = join(dir, 'tlsmgr');
-  const server = createTlsmgrServer(ctx ?? h.ctx);
+  const base = ctx ?? h.ctx;
+  let reads = 0;
+  const served = new Signal();
+  const server = createTlsmgrServer({
+    ...base,
+    onRequest: (busy) => {
+      base.onRequest?.(busy);
+      if (busy) return;
+      reads++;
+      served.wake();
+    },
+  });
   const open = new Set<Socket>();
   server.on('connection', (s) => {
     open.add(s);
@@ -148,6 +174,15 @@ export async function startServer(h: Harness, ctx?: ConnectionContext): Promise<
   return {
     path,
     server,
+    get connections() {
+      return open.size;
+    },
+    get reads() {
+      return reads;
+    },
+    readsServed(n, ms = WAIT_MS) {
+      return served.until(() => reads >= n, ms, () => `${n} reads served (${reads} so far)`);
+    },
     async stop() {
       for (const s of open) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -162,13 +197,20 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Poll fn every 25 ms until it returns true, at most `ms`; else reject naming `what`. */
+/**
+ * Poll fn until it returns true, at most `ms` and a bounded number of probes; else reject
+ * naming `what`. For conditions no event announces (a file's contents, another process's
+ * state); the first probes come quickly (1, 2, 4 ... ms), then every 25 ms.
+ */
 export async function until(fn: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
+  const probes = Math.ceil(ms / 25) + 8;
+  for (let i = 0, wait = 1; i < probes; i++, wait = Math.min(25, wait * 2)) {
+    if (fn()) return;
+    if (Date.now() > end) break;
+    await sleep(wait);
   }
+  if (!fn()) throw new Error(`timed out waiting for ${what}`);
 }
 
 /** A client that buffers everything it receives; reads wait (bounded) for enough bytes. */
@@ -176,20 +218,20 @@ export class TestClient {
   private buf = Buffer.alloc(0);
   private gotEnd = false;
   private gotClose = false;
-  private waiters: Array<() => void> = [];
+  private readonly changed = new Signal();
 
   private constructor(readonly sock: Socket) {
     sock.on('data', (c: Buffer) => {
       this.buf = Buffer.concat([this.buf, c]);
-      this.wake();
+      this.changed.wake();
     });
     sock.on('end', () => {
       this.gotEnd = true;
-      this.wake();
+      this.changed.wake();
     });
     sock.on('close', () => {
       this.gotClose = true;
-      this.wake();
+      this.changed.wake();
     });
     sock.on('error', () => {
       /* reported through 'close' */
@@ -207,38 +249,17 @@ export class TestClient {
     });
   }
 
-  /** Connect and consume the greeting, checking its exact bytes. */
-  static async open(path: string, opts: { allowHalfOpen?: boolean } = {}): Promise<TestClient> {
+  /** Connect and consume the greeting (waiting up to opts.ms), checking its exact bytes. */
+  static async open(path: string, opts: { allowHalfOpen?: boolean; ms?: number } = {}): Promise<TestClient> {
     const c = await TestClient.connect(path, opts);
-    const g = await c.readList();
+    const g = await c.readList(opts.ms);
     if (show(g) !== show(Buffer.from('protocol\0tlsmgr_protocol\0\0', 'latin1'))) throw new Error(`bad greeting ${show(g)}`);
     return c;
   }
 
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
   /** Resolve when cond() holds; reject after ms. */
   private until(cond: () => boolean, what: string, ms: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (cond()) return resolve();
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((f) => f !== check);
-        reject(new Error(`timeout after ${ms} ms waiting for ${what}; have ${show(this.buf)}`));
-      }, ms);
-      const check = (): void => {
-        if (cond()) {
-          clearTimeout(timer);
-          resolve();
-        } else {
-          this.waiters.push(check);
-        }
-      };
-      this.waiters.push(check);
-    });
+    return this.changed.until(cond, ms, () => `${what}; have ${show(this.buf)}`);
   }
 
   send(bytes: Buffer): void {
@@ -283,14 +304,6 @@ export class TestClient {
   /** Wait until the server closed its side; returns the bytes received meanwhile. */
   async waitEnd(ms = WAIT_MS): Promise<Buffer> {
     await this.until(() => this.gotEnd || this.gotClose, 'end of connection', ms);
-    const out = this.buf;
-    this.buf = Buffer.alloc(0);
-    return out;
-  }
-
-  /** Wait ms and return whatever arrived (consumed). */
-  async drain(ms: number): Promise<Buffer> {
-    await sleep(ms);
     const out = this.buf;
     this.buf = Buffer.alloc(0);
     return out;

@@ -2,7 +2,7 @@
  * daemon - `node bin/tlsmgr` as a real process (spec 1.6, 2.3-2.8, 5.5; scenarios 1, 9, 13,
  * 17, 44): MAIL_CONFIG points at a temp main.cf (queue_directory and data_directory under the
  * temp dir, mail_owner = the current user or, as root, bench/daemon.ts instanceMailOwner();
- * smtpd and smtp cache databases). Checks: the socket appears (bounded wait) with mode 0600
+ * smtpd and smtp cache databases). Checks: the socket appears (the "listening on" line) with mode 0600
  * and serves requests; a second instance on the same socket refuses to start (exit 1,
  * "fatal:"); a stale socket file is replaced; SIGTERM exits 0; -S answers one request from
  * stdin without a greeting; an unknown option is "fatal: invalid option" with exit 1. Every
@@ -11,7 +11,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -20,7 +20,7 @@ import { GREETING_BYTES, list, OK, parseReply, req, show } from '../helpers/attr
 import { instanceMailOwner, makeInstanceDirs } from '../../bench/daemon.js';
 import { lookupUser } from '../../src/master/passwd.js';
 import { captureChild } from '../helpers/child.js';
-import { sleep, TestClient } from '../helpers/harness.js';
+import { TestClient } from '../helpers/harness.js';
 
 /** The repository root: this file runs as dist/test/integration/daemon.test.js. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -65,31 +65,19 @@ interface Run {
   readonly stderr: () => string;
   /** Exit code (or the signal name), bounded by EXIT_MS. */
   readonly exited: () => Promise<number | string>;
+  /** Wait (bounded) for stderr to match re; rejects if the daemon exits first. */
+  readonly logged: (re: RegExp, ms: number) => Promise<RegExpExecArray>;
 }
 
 function run(inst: Instance, args: string[]): Run {
   const child = spawn(process.execPath, [BIN, ...args], { env: inst.env, stdio: ['pipe', 'pipe', 'pipe'] });
   const cap = captureChild(child);
-  return { child, stdout: cap.stdout, stderr: cap.stderr, exited: () => cap.exited(EXIT_MS) };
+  return { child, stdout: cap.stdout, stderr: cap.stderr, exited: () => cap.exited(EXIT_MS), logged: cap.logged };
 }
 
-/** Wait (bounded) until the daemon accepts connections on its socket. */
+/** Wait (bounded) until the daemon says it listens on its socket (it logs that once it does). */
 async function waitForSocket(r: Run, path: string): Promise<void> {
-  const until = Date.now() + START_MS;
-  while (Date.now() < until) {
-    if (r.child.exitCode !== null) throw new Error(`daemon exited ${r.child.exitCode}: ${r.stderr()}`);
-    if (existsSync(path)) {
-      try {
-        const c = await TestClient.connect(path);
-        c.destroy();
-        return;
-      } catch {
-        /* not listening yet */
-      }
-    }
-    await sleep(25);
-  }
-  throw new Error(`no socket at ${path} after ${START_MS} ms: ${r.stderr()}`);
+  await r.logged(new RegExp(`listening on ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n`), START_MS);
 }
 
 const instances: Instance[] = [];

@@ -7,7 +7,7 @@
  *   is unchanged, and the socket is $queue_directory/private/tlsmgr, not .../evil;
  * - `-n tls2 -o service_name=evil`: the service is tls2 (socket private/tls2, and
  *   $service_name in the log tag), as master(8) names it.
- * Every wait is bounded.
+ * Every wait is bounded and ends on its event (the "listening on" line, a reply, the exit).
  */
 
 import assert from 'node:assert/strict';
@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { instanceMailOwner, makeInstanceDirs, REPO } from '../../bench/daemon.js';
 import { TlsmgrClient } from '../../src/client/client.js';
+import { captureChild, type ChildOutput } from '../helpers/child.js';
 
 const BIN = join(REPO, 'bin', 'tlsmgr');
 const work = mkdtempSync(join(tmpdir(), 'tlsmgr-names-'));
@@ -28,12 +29,11 @@ after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 interface Run {
   readonly dir: string;
   readonly child: ChildProcess;
   readonly stderr: () => string;
+  readonly logged: ChildOutput['logged'];
 }
 
 function run(mainCf: string, args: string[]): Run {
@@ -46,27 +46,19 @@ function run(mainCf: string, args: string[]): Run {
   delete env.GENERATION;
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(child);
-  let err = '';
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  return { dir, child, stderr: () => err };
+  const out = captureChild(child);
+  return { dir, child, stderr: out.stderr, logged: out.logged };
 }
 
-/** Wait (bounded) until the daemon answers a seed on `socket`. */
+/** Wait (bounded) until the daemon listens, on `socket`, and answers a seed there. */
 async function serving(r: Run, socket: string): Promise<void> {
-  const end = Date.now() + 15_000;
-  for (;;) {
-    if (r.child.exitCode !== null) throw new Error(`tlsmgr exited: ${r.stderr()}`);
-    if (existsSync(socket)) {
-      const c = await TlsmgrClient.connect(socket, { timeoutMs: 5000 });
-      try {
-        assert.equal((await c.seed(8)).status, 0);
-        return;
-      } finally {
-        c.close();
-      }
-    }
-    if (Date.now() > end) throw new Error(`no socket ${socket}: ${r.stderr()}`);
-    await sleep(50);
+  const [, path] = await r.logged(/listening on (\S+)\n/, 15_000);
+  assert.equal(path, socket, r.stderr());
+  const c = await TlsmgrClient.connect(socket, { timeoutMs: 5000 });
+  try {
+    assert.equal((await c.seed(8)).status, 0);
+  } finally {
+    c.close();
   }
 }
 

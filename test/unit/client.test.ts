@@ -4,6 +4,9 @@
  * (also for a request made long after the previous one, since the client re-arms one timer
  * per connection), a wrong greeting, a connection closed mid-request, a malformed reply, and
  * one request in flight. Every wait is bounded by the client's own timeout or a test timer.
+ * The timers here are what is under test (the client's timeout, an idle spell longer than
+ * it, replies slower than it in sum); each margin is at least 200 ms, and no test has an
+ * upper bound on the time taken.
  */
 
 import assert from 'node:assert/strict';
@@ -78,13 +81,13 @@ test('a request with no reply fails at the timeout, also one made after an idle 
   assert.equal(await c.delete('smtpd', 'x'), 0);
   // Longer than the timeout with nothing in flight: the connection's timer fires idle and
   // must neither fail the connection nor leave the next request without a deadline.
-  await sleep(450);
+  await sleep(600);
   assert.equal(await c.delete('smtpd', 'x'), 0);
   answer = false;
   const t0 = Date.now();
   await assert.rejects(c.delete('smtpd', 'x'), /timeout/);
   const took = Date.now() - t0;
-  assert.ok(took >= 250 && took < 2000, `timeout after ${took} ms`);
+  assert.ok(took >= 250, `timeout after ${took} ms`);
   // The connection is unusable afterwards, as documented.
   await assert.rejects(c.delete('smtpd', 'x'), /timeout/);
 });
@@ -94,9 +97,9 @@ test('the deadline counts from each request, not from the previous one', async (
   const path = await serve((_req, sock) => {
     setTimeout(() => sock.write(attrs('status', '0')), delay);
   });
-  const c = await TlsmgrClient.connect(path, { timeoutMs: 400 });
+  const c = await TlsmgrClient.connect(path, { timeoutMs: 600 });
   try {
-    // Three requests of about 250 ms each: 750 ms in all, over the 400 ms timeout, yet each
+    // Three requests of about 250 ms each: 750 ms in all, over the 600 ms timeout, yet each
     // is within its own deadline.
     delay = 250;
     for (let i = 0; i < 3; i++) assert.equal(await c.delete('smtpd', 'x'), 0);
@@ -123,9 +126,8 @@ test('a wrong greeting, a closed connection and a malformed reply are errors', a
 });
 
 test('one request in flight per connection', async () => {
-  const path = await serve((_req, sock) => {
-    setTimeout(() => sock.write(attrs('status', '0')), 50);
-  });
+  // The second request is refused in the same turn as the first is sent: no reply can be in.
+  const path = await serve((_req, sock) => sock.write(attrs('status', '0')));
   const c = await TlsmgrClient.connect(path, { timeoutMs: 2000 });
   try {
     const first = c.delete('smtpd', 'a');

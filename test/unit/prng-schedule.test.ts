@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { PrngPool } from '../../src/prng/pool.js';
 import { clampPeriod, nextInterval, PERIOD_MAX } from '../../src/prng/schedule.js';
 import { FakeTimers } from '../helpers/fake-timers.js';
+import { Signal } from '../helpers/signal.js';
 import { runAfter, TIMER_MAX_MS } from '../../src/util/timer.js';
 
 test('PERIOD_MAX is INT_MAX / UCHAR_MAX in integer arithmetic', () => {
@@ -77,9 +78,13 @@ test('runAfter chains timers for delays over 2^31-1 ms and fires once at the end
 
 test('runAfter: 0 s fires on the next turn; cancel stops it, also midway through a chain', async () => {
   let fired = 0;
-  runAfter(0, () => fired++);
-  await new Promise((r) => setTimeout(r, 5));
-  assert.equal(fired, 1);
+  const ran = new Signal();
+  runAfter(0, () => {
+    fired++;
+    ran.wake();
+  });
+  assert.equal(fired, 0, 'not at once');
+  await ran.until(() => fired === 1, 2000, 'the 0 s timer');
   const t = new FakeTimers();
   const cancel = runAfter(PERIOD_MAX, () => fired++, t);
   t.fireAll();

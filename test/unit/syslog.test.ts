@@ -3,7 +3,8 @@
  * ident[pid]: text" with a space-padded day, and msg_logger.c's postlog record "Mmm dd
  * hh:mm:ss host ident[pid]: text" with a zero-padded day ("%b %d") and the first label of the
  * host name. Both sinks send to a datagram socket this test binds (unix-dgram); the raw
- * watchdog targets carry the same prefixes. Every wait is bounded.
+ * watchdog targets carry the same prefixes. Every wait is bounded and ends when the
+ * datagram arrives.
  */
 
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { facilityCode, openPostlogSink, openSyslogSink, postlogStamp, syslogStamp } from '../../src/log/syslog.js';
-import { sleep } from '../helpers/harness.js';
+import { Signal } from '../helpers/signal.js';
 
 interface DgramSocket {
   on(event: 'message', fn: (buf: Buffer) => void): void;
@@ -26,20 +27,20 @@ const unixDgram = require('unix-dgram') as { createSocket(type: 'unix_dgram'): D
 let dir: string;
 let sock: DgramSocket;
 const got: string[] = [];
+const arrived = new Signal();
 
 async function next(ms = 2000): Promise<string> {
-  const until = Date.now() + ms;
-  while (got.length === 0) {
-    if (Date.now() >= until) throw new Error(`no datagram within ${ms} ms`);
-    await sleep(10);
-  }
+  await arrived.until(() => got.length > 0, ms, 'a datagram');
   return got.shift() as string;
 }
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'tlsmgr-syslog-'));
   sock = unixDgram.createSocket('unix_dgram');
-  sock.on('message', (b) => got.push(b.toString('utf8')));
+  sock.on('message', (b) => {
+    got.push(b.toString('utf8'));
+    arrived.wake();
+  });
   sock.bind(join(dir, 'log'));
 });
 
