@@ -15,8 +15,8 @@
  *      "tlsmgr" becomes "tlsmgr-node", its arguments stay;
  *   3. runs `postfix check`; when it fails, the command field is put back and a new
  *      entry removed, and install fails;
- *   4. runs `postfix reload` when `postfix status` says Postfix runs: master(8) then
- *      replaces the running tlsmgr.
+ *   4. runs `postfix reload` when `postfix status` says Postfix runs (a failing status with
+ *      a live master.pid is an error): master(8) then replaces the running tlsmgr.
  *   When the command field already reads tlsmgr-node and the entry runs this very node
  *   and package, install says so and changes nothing. After an upgrade that moved node
  *   or the package, it rewrites only the entry.
@@ -27,13 +27,15 @@
  *
  *   Both refuse, before changing anything, when root would write into or run from a path
  *   that someone else could change (ctl/trusted.ts): $daemon_directory, master.cf, and for
- *   install the node binary and the whole package tree (its code runs as root until the
- *   daemon drops privileges). They refuse a command field other than tlsmgr or
+ *   install the node binary, the package directory and everything in its package.json,
+ *   bin/, dist/ and node_modules/ (that code runs as root until the daemon drops
+ *   privileges). They refuse a command field other than tlsmgr or
  *   tlsmgr-node (someone else's arrangement), a $daemon_directory/tlsmgr-node not written
  *   by tlsmgr-ctl, and (uninstall) a $daemon_directory without Postfix's tlsmgr.
  *   --dry-run makes the same checks and prints what would be done ("would ..."), changing
  *   nothing and running neither `postfix check` nor `postfix reload`. Without --dry-run
- *   both must run as root.
+ *   both must run as root. When `postfix reload` fails, the change stays (it
+ *   passed `postfix check`) and the command fails: reload by hand.
  * DIAGNOSTICS
  *   Progress on standard output, one "tlsmgr-ctl: ..." line per step. Exit 0 done or
  *   nothing to do, 1 refused or failed (CtlError "...", and the trust problems each on a
@@ -42,7 +44,7 @@
  *   postconf(1) -F, postfix(1), master(5), ctl/entry.ts, ctl/files.ts, ctl/trusted.ts
  */
 
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, existsSync, constants as fsConstants } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { ParsedArgs } from './args.js';
@@ -50,12 +52,17 @@ import { CtlError, type CtlCommand, type CtlContext } from './command.js';
 import { ENTRY_NAME, POSTFIX_TLSMGR, packageDaemon, packageRoot, readEntry, renderEntry, type DaemonTarget } from './entry.js';
 import { backupFile, removeFile, writeFileSafely } from './files.js';
 import { Postfix, findPostfixTools } from './postfix.js';
+import { masterPid } from './procs.js';
 import { pathProblems, treeProblems } from './trusted.js';
+
+/** What of the package tree runs as root under master(8) (a checkout's run/, test/... do not). */
+const PACKAGE_CODE: readonly string[] = ['package.json', 'bin', 'dist', 'node_modules'];
 
 /** What both commands start from. */
 interface Setup {
   readonly service: string;
   readonly daemonDir: string;
+  readonly queueDir: string;
   readonly entryPath: string;
   readonly masterCf: string;
   readonly pf: Postfix;
@@ -85,7 +92,7 @@ function setup(ctx: CtlContext): Setup {
   const command = pf.masterCommand(service);
   if (command === undefined) throw new CtlError(`${masterCf} has no "${service} unix" service`);
   const word0 = command.split(/\s/, 1)[0];
-  return { service, daemonDir, entryPath: join(daemonDir, ENTRY_NAME), masterCf, pf, command, word0, rest: command.slice(word0.length) };
+  return { service, daemonDir, queueDir: config.queueDirectory, entryPath: join(daemonDir, ENTRY_NAME), masterCf, pf, command, word0, rest: command.slice(word0.length) };
 }
 
 /* refuseUntrusted - stop when any of the problems exists */
@@ -119,9 +126,44 @@ function checkOrUndo(ctx: CtlContext, s: Setup, undo: () => void): string {
     for (const line of (r.stderr + r.stdout).split('\n')) if (line.trim() !== '') ctx.io.err(line);
     return `postfix -c ${s.pf.configDir} check: ok`;
   }
-  undo();
-  throw new CtlError(`postfix -c ${s.pf.configDir} check failed (exit status ${r.status}); the change is undone:\n` +
-    `${(r.stderr + r.stdout).trim()}`);
+  let undone = 'the change is undone';
+  try {
+    undo();
+  } catch (err) {
+    undone = `undoing the change failed too: ${(err as Error).message}`;
+  }
+  const output = (r.stderr + r.stdout).trim();
+  throw new CtlError(`postfix -c ${s.pf.configDir} check failed (exit status ${r.status}); ${undone}` +
+    (output === '' ? ' (postfix check logs why to the mail log)' : `:\n${output}`));
+}
+
+/*
+ * isRunning - `postfix status`; its exit status 1 means "not running" but also "postfix failed",
+ * so a live master.pid (readable by root) with a failing status is an error, not "not running".
+ */
+function isRunning(s: Setup): boolean {
+  if (s.pf.running()) return true;
+  const m = masterPid(s.queueDir);
+  if (m.state === 'running') {
+    throw new CtlError(`postfix -c ${s.pf.configDir} status fails (see the mail log) although master(8) runs as pid ${m.pid}`);
+  }
+  return false;
+}
+
+/* reloadStep - `postfix reload` when Postfix runs */
+function reloadStep(ctx: CtlContext, s: Setup, running: boolean, what: string): Step[] {
+  if (!running) return [];
+  return [{
+    would: `run postfix -c ${ctx.configDir} reload (Postfix is running)`,
+    apply: () => {
+      try {
+        s.pf.reload();
+      } catch (err) {
+        throw new CtlError(`${(err as Error).message}; the change is in place: reload Postfix by hand`, { cause: err });
+      }
+      return `postfix -c ${ctx.configDir} reload: master(8) now starts ${what} for ${s.service}/unix`;
+    },
+  }];
 }
 
 function describeTarget(t: DaemonTarget): string {
@@ -145,8 +187,8 @@ async function runInstall(args: ParsedArgs, ctx: CtlContext): Promise<number> {
   const root = packageRoot();
   const target = packageDaemon(root);
   refuseUntrusted(ctx, [
-    ...pathProblems(s.daemonDir), ...pathProblems(s.masterCf), ...pathProblems(target.node),
-    ...pathProblems(root), ...treeProblems(root),
+    ...pathProblems(s.daemonDir), ...pathProblems(s.masterCf), ...pathProblems(target.node), ...pathProblems(root),
+    ...PACKAGE_CODE.flatMap((name) => (existsSync(join(root, name)) ? treeProblems(join(root, name)) : [])),
   ], 'installing');
   const entry = readEntry(s.entryPath);
   if (entry.kind === 'foreign') throw new CtlError(`${s.entryPath} exists and is ${entry.why}; not replacing it`);
@@ -157,7 +199,7 @@ async function runInstall(args: ParsedArgs, ctx: CtlContext): Promise<number> {
     say(ctx, `master(8) already runs this tlsmgr for ${s.service}/unix (${s.entryPath}: ${describeTarget(target)}); nothing to do`);
     return 0;
   }
-  const running = s.pf.running();
+  const running = isRunning(s);
   const newCommand = ENTRY_NAME + s.rest;
   let wroteNew = false;
   let changed = false;
@@ -191,15 +233,7 @@ async function runInstall(args: ParsedArgs, ctx: CtlContext): Promise<number> {
     });
   }
   steps.push({ would: `run postfix -c ${ctx.configDir} check`, apply: () => checkOrUndo(ctx, s, undo) });
-  if (running) {
-    steps.push({
-      would: `run postfix -c ${ctx.configDir} reload (Postfix is running)`,
-      apply: () => {
-        s.pf.reload();
-        return `postfix -c ${ctx.configDir} reload: master(8) now starts ${target.daemon} for ${s.service}/unix`;
-      },
-    });
-  }
+  steps.push(...reloadStep(ctx, s, running, target.daemon));
   perform(ctx, dry, steps);
   if (!running) say(ctx, `Postfix is not running; master(8) will run this tlsmgr once it starts`);
   if (dry) say(ctx, 'dry run: nothing changed');
@@ -226,7 +260,7 @@ async function runUninstall(args: ParsedArgs, ctx: CtlContext): Promise<number> 
   const steps: Step[] = [];
   if (!commandOk) {
     const newCommand = POSTFIX_TLSMGR + s.rest;
-    const running = s.pf.running();
+    const running = isRunning(s);
     let changed = false;
     steps.push({
       would: `copy ${s.masterCf} to ${s.masterCf}.tlsmgr-ctl.<time>`,
@@ -246,15 +280,7 @@ async function runUninstall(args: ParsedArgs, ctx: CtlContext): Promise<number> 
         if (changed) s.pf.setMasterCommand(s.service, s.command);
       }),
     });
-    if (running) {
-      steps.push({
-        would: `run postfix -c ${ctx.configDir} reload (Postfix is running)`,
-        apply: () => {
-          s.pf.reload();
-          return `postfix -c ${ctx.configDir} reload: master(8) now starts Postfix's ${postfixOwn} for ${s.service}/unix`;
-        },
-      });
-    }
+    steps.push(...reloadStep(ctx, s, running, `Postfix's ${postfixOwn}`));
   }
   if (entry.kind === 'ours') {
     steps.push({
