@@ -92,7 +92,10 @@ function setup(ctx: CtlContext): Setup {
   const command = pf.masterCommand(service);
   if (command === undefined) throw new CtlError(`${masterCf} has no "${service} unix" service`);
   const word0 = command.split(/\s/, 1)[0];
-  return { service, daemonDir, queueDir: config.queueDirectory, entryPath: join(daemonDir, ENTRY_NAME), masterCf, pf, command, word0, rest: command.slice(word0.length) };
+  return {
+    service, daemonDir, queueDir: config.queueDirectory, entryPath: join(daemonDir, ENTRY_NAME), masterCf, pf,
+    command, word0, rest: command.slice(word0.length),
+  };
 }
 
 /* refuseUntrusted - stop when any of the problems exists */
@@ -109,7 +112,7 @@ function refuseForeignCommand(s: Setup): void {
     `${POSTFIX_TLSMGR} nor ${ENTRY_NAME}; not changing it`);
 }
 
-/** One change: printed as "would <would>" in a dry run, else done and printed as <did>(). */
+/** One change: a dry run prints "would <would>"; otherwise apply() makes it and returns the line to print. */
 interface Step {
   readonly would: string;
   readonly apply: () => string;

@@ -34,7 +34,9 @@
  * LIMITS
  *   Needs root, Postfix, openssl, swaks, npm, a C/C++ toolchain, and either a filled npm
  *   cache or the npm registry. Without Postfix it is skipped with a loud message, except
- *   under CI=true where it fails. About 60-90 s, most of it compiling the native modules.
+ *   under CI=true where it fails. About 55-60 s on an otherwise idle 2-core machine (npm pack
+ *   12 s, npm install -g 36 s: the native modules compiling, Postfix starting meanwhile),
+ *   longer when other test files share the cores.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
