@@ -30,7 +30,7 @@ import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { CacheTable } from '../cache/caches.js';
 import { Sealer } from '../util/seal.js';
-import { storeOpener } from '../cache/open.js';
+import { sharedByTypes, storeOpener } from '../cache/open.js';
 import { systemClock } from '../util/clock.js';
 import { loadConfig } from '../config/load.js';
 import type { TlsmgrConfig } from '../config/types.js';
@@ -49,7 +49,8 @@ import { createTlsmgrServer, listenStandalone } from '../server/server.js';
 import { ConnectionGuard, type GuardLimits } from '../server/guard.js';
 import { TicketKeyRing } from '../tickets/keys.js';
 import type { TicketKeySource } from '../tickets/shared.js';
-import { ClusterLinks } from '../cluster/open.js';
+import { openTicketKeys } from '../tickets/open.js';
+import { ClusterMembers } from '../cluster/members.js';
 import { parseDaemonArgs, type DaemonOptions } from './options.js';
 import { applyReload, type LiveSettings } from './reload.js';
 import { pooledRandom } from './random-pool.js';
@@ -89,7 +90,7 @@ interface Daemon {
   readonly caches: CacheTable;
   readonly tickets: TicketKeySource;
   readonly prng: PrngManager;
-  readonly cluster: ClusterLinks;
+  readonly cluster: ClusterMembers;
   /** The live process-wide client bounds (a standalone reload changes them in place). */
   readonly guardLimits: GuardLimits;
 }
@@ -98,14 +99,14 @@ interface Daemon {
 async function preInit(config: TlsmgrConfig, path: string, cacheFiles = true): Promise<Daemon> {
   // tlsmgr_pre_init() order: entropy source and PRNG exchange file first, then the caches.
   const prng = await PrngManager.preInit(config, { owner: lookupUser(config.mailOwner) });
-  // -S serves one request and exits: its caches stay in memory, never touching (and
-  // emptying) the files of a daemon that may be running.
-  const openStore = cacheFiles ? storeOpener({ mailOwner: config.mailOwner, lookupUser }) : undefined;
   // The seal nonces come from pooled CSPRNG output: one randomBytes() trip per 4 KiB, not per update.
   const random = pooledRandom();
   const sealer = Sealer.fresh(random);
   // redis: caches and shared ticket keys (cluster mode); -S stays local, like its caches.
-  const cluster = new ClusterLinks({ clock: systemClock, warn: msgWarn, info: msgInfo, random, mailOwner: config.mailOwner });
+  const cluster = new ClusterMembers({ clock: systemClock, warn: msgWarn, info: msgInfo, random, mailOwner: config.mailOwner });
+  // -S serves one request and exits: its caches stay in memory, never touching (and
+  // emptying) the files of a daemon that may be running.
+  const openStore = cacheFiles ? storeOpener({ mailOwner: config.mailOwner, lookupUser, members: cluster }) : undefined;
   let caches: CacheTable;
   let tickets: TicketKeySource;
   try {
@@ -114,12 +115,12 @@ async function preInit(config: TlsmgrConfig, path: string, cacheFiles = true): P
       warn: msgWarn,
       info: msgInfo,
       openStore,
+      sharedByTypes,
       sealer,
-      openCache: cacheFiles ? cluster.openCache : undefined,
       statsLines: () => cluster.statsLines(),
     });
     const local = new TicketKeyRing(randomBytes);
-    tickets = cacheFiles ? cluster.ticketKeys(config, local) : local;
+    tickets = cacheFiles ? openTicketKeys(config, local, { members: cluster, random, clock: systemClock, warn: msgWarn }) : local;
   } catch (err) {
     cluster.close();
     throw err;
