@@ -29,6 +29,8 @@
  *   exporter.
  *   Timers (deps.timers, util/timer.ts runEvery: periods of any length) and the monotonic
  *   clock that times a pass (deps.monotonic, ms) are injected, so tests drive them.
+ * LIMITS
+ *   The timers are unref()ed (util/timer.ts): the table keeps no process alive on its own.
  * DIAGNOSTICS
  *   The constructor throws FatalError for the same-database error and for any store that
  *   cannot be opened (the stores already opened are closed first).
