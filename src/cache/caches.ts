@@ -5,30 +5,32 @@
  * SYNOPSIS
  *   new CacheTable(config, deps)
  *   table.get(cacheType) / table.timeout(cacheType) / table.startCleanup() / table.stats()
- *   table.close()
+ *   table.logStats(info) / table.runPass(cacheType, cache) / table.close()
  * DESCRIPTION
  *   tlsmgr.c's cache_table and tlsmgr_pre_init() (spec 3.2): for each of smtpd, smtp, lmtp the
  *   configured timeout is sanitised (> 0 and < 120 becomes 120; <= 0 becomes 0), and the cache
  *   is enabled only when the timeout is > 0 and the database parameter is non-empty. Two
- *   enabled types naming the same database (compared as written) are a fatal error, except
- *   for redis: (SHARED_TYPES), whose keys carry the cache type. Every
- *   start begins with an empty cache (Postfix opens with O_TRUNC). Each enabled cache gets its
- *   store from deps.openStore (cache/open.ts in the daemon; memory by default), its limits
- *   from the *_tls_session_cache_max_* parameters, and seals records with one per-process
- *   key (util/seal.ts). A redis: cache comes whole from deps.openCache (cluster/open.ts):
- *   a RemoteScache with the cluster's keys.
+ *   enabled types naming the same database (compared as written) are a fatal error, unless
+ *   deps.sharedByTypes says that database's store keys its entries by cache type (the store
+ *   kind's trait, cache/open.ts). Every start begins with an empty cache (Postfix opens with
+ *   O_TRUNC). Each enabled cache is the one engine (cache/scache.ts) over the store that
+ *   deps.openStore makes for its database (cache/open.ts in the daemon; memory by default),
+ *   with the limits of the *_tls_session_cache_max_* parameters; records are sealed with one
+ *   per-process key (util/seal.ts) unless the store brings its group's ring.
  *   Cleanup (spec 3.5): a pass per enabled cache right at start and then every `timeout`
  *   seconds; a pass removes expired entries in batches of CLEANUP_BATCH through the store's
  *   stamp index, yielding to the event loop (setImmediate) between batches so that requests
  *   are never held up by a whole pass; a timer firing while a pass still runs starts no
  *   second pass. When the cache's *_tls_loglevel includes "cache" (2 and up, or the word),
  *   each pass logs Postfix's start line and an end line with the count and duration.
- *   Statistics: startCleanup() also logs one line per enabled cache (cache/stats.ts) through
- *   deps.info every tlsmgr_stats_interval seconds (0: never); stats() returns the same
- *   figures for an exporter.
+ *   Statistics: startCleanup() also logs one line per enabled cache (cache/stats.ts), then
+ *   the caller's own lines (deps.statsLines: e.g. the Redis links'), through deps.info every
+ *   tlsmgr_stats_interval seconds (0: never); stats() returns the same figures for an
+ *   exporter.
+ *   Timers (deps.timers, util/timer.ts runEvery: periods of any length) and the monotonic
+ *   clock that times a pass (deps.monotonic, ms) are injected, so tests drive them.
  * LIMITS
- *   Timer periods are capped at MAX_TIMER_SECONDS: Node fires a longer setInterval() after
- *   1 ms instead (a 100-day timeout would otherwise run a pass every millisecond).
+ *   The timers are unref()ed (util/timer.ts): the table keeps no process alive on its own.
  * DIAGNOSTICS
  *   The constructor throws FatalError for the same-database error and for any store that
  *   cannot be opened (the stores already opened are closed first).
@@ -39,8 +41,10 @@
 import type { Clock } from '../util/clock.js';
 import { CACHE_TYPES, type CacheType, type TlsmgrConfig } from '../config/types.js';
 import { FatalError } from '../util/errors.js';
-import { TlsScache, type CacheLimits } from './scache.js';
 import { Sealer } from '../util/seal.js';
+import { realTimers, runEvery, type Cancel, type TimerApi } from '../util/timer.js';
+import type { CacheLimits } from './limits.js';
+import { TlsScache } from './scache.js';
 import type { SessionCache } from './session-cache.js';
 import { formatStats, type CacheStats } from './stats.js';
 import type { SessionStore } from './store.js';
@@ -56,9 +60,6 @@ export const TLS_SESSION_LIFEMIN = 120;
  * at most one batch for cleanup.
  */
 export const CLEANUP_BATCH = 64;
-
-/** The longest timer period Node honours (2^31 - 1 ms), in whole seconds. */
-export const MAX_TIMER_SECONDS = 2147483;
 
 export function sanitiseTimeout(t: number): number {
   if (t <= 0) return 0;
@@ -77,51 +78,53 @@ export function dictName(database: string, defaultType: string): string {
   return /^[A-Za-z0-9_-]+:/.test(database) ? database : `${defaultType}:${database}`;
 }
 
-export interface CacheDeps {
-  readonly clock: Clock;
-  readonly warn: (msg: string) => void;
-  /** Receives the statistics lines (info level); without it none are logged. */
-  readonly info?: (msg: string) => void;
-  /** Make the store for an enabled cache (default: memory). */
-  readonly openStore?: (cacheType: CacheType, dict: string) => SessionStore;
-  /** Seals records (default: a fresh random key, Sealer.fresh()). */
-  readonly sealer?: Sealer;
-  /**
-   * A cache that is not built on a local SessionStore (redis:), or undefined for the
-   * others; tried before openStore.
-   */
-  readonly openCache?: (cacheType: CacheType, dict: string, common: CommonCacheOptions) => SessionCache | undefined;
-  /** Extra statistics lines (the Redis link's counters), logged after the caches'. */
-  readonly statsLines?: () => readonly string[];
-}
-
-/** What every cache of the table is made with. */
-export interface CommonCacheOptions {
+/** What a store is opened for: the cache's sanitised timeout and its limits. */
+export interface StoreUse {
   readonly timeout: number;
-  readonly clock: Clock;
-  readonly smtputf8: boolean;
-  readonly warn: (msg: string) => void;
   readonly limits: CacheLimits;
 }
 
-/** Map types whose entries are keyed by cache type, so two caches may share the database. */
-export const SHARED_TYPES: readonly string[] = ['redis'];
+/** Makes the store of an enabled cache from its dict name ("type:name"). */
+export type OpenStore = (cacheType: CacheType, dict: string, use?: StoreUse) => SessionStore;
+
+export interface CacheDeps {
+  readonly clock: Clock;
+  readonly warn: (msg: string) => void;
+  /** Receives the statistics and cleanup lines (info level); without it none are logged. */
+  readonly info?: (msg: string) => void;
+  /** Make the store for an enabled cache (default: memory). */
+  readonly openStore?: OpenStore;
+  /** Whether two cache types may name this dict: its store keys entries by type (default: no). */
+  readonly sharedByTypes?: (dict: string) => boolean;
+  /** Seals records of stores without a ring of their own (default: Sealer.fresh()). */
+  readonly sealer?: Sealer;
+  /** The caller's extra statistics lines, logged after the caches' at every interval. */
+  readonly statsLines?: () => readonly string[];
+  /** Timers for the cleanup and statistics periods (default: Node's, unref()ed). */
+  readonly timers?: TimerApi;
+  /** Monotonic milliseconds, to time a cleanup pass (default: performance.now()). */
+  readonly monotonic?: () => number;
+}
 
 export class CacheTable {
   private readonly timeouts: Record<CacheType, number>;
   private readonly caches = new Map<CacheType, SessionCache>();
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly cancels: Cancel[] = [];
   private readonly running = new Set<CacheType>();
   private closed = false;
   private readonly statsInterval: number;
   private readonly info: ((msg: string) => void) | undefined;
   private readonly passLog = new Set<CacheType>();
   private readonly statsLines: (() => readonly string[]) | undefined;
+  private readonly timers: TimerApi;
+  private readonly monotonic: () => number;
 
   constructor(config: TlsmgrConfig, deps: CacheDeps) {
     this.statsInterval = config.statsInterval;
     this.info = deps.info;
     this.statsLines = deps.statsLines;
+    this.timers = deps.timers ?? realTimers;
+    this.monotonic = deps.monotonic ?? (() => performance.now());
     for (const type of CACHE_TYPES) if (logsCache(config.cache[type].loglevel)) this.passLog.add(type);
     this.timeouts = { smtpd: 0, smtp: 0, lmtp: 0 };
     const enabledBy = new Map<string, CacheType>();
@@ -131,7 +134,7 @@ export class CacheTable {
       this.timeouts[type] = timeout;
       if (timeout <= 0 || p.database === '') continue;
       const other = enabledBy.get(p.database);
-      const shared = SHARED_TYPES.some((t) => p.database.startsWith(`${t}:`));
+      const shared = deps.sharedByTypes?.(dictName(p.database, config.defaultDatabaseType)) === true;
       if (other !== undefined && !shared) {
         throw new FatalError(`do not use the same TLS cache file ${p.database} for ${other} and ${type}`);
       }
@@ -142,20 +145,21 @@ export class CacheTable {
       for (const type of enabledBy.values()) {
         const p = config.cache[type];
         const dict = dictName(p.database, config.defaultDatabaseType);
-        const common: CommonCacheOptions = {
+        const use: StoreUse = {
           timeout: this.timeouts[type],
+          limits: { maxEntries: p.maxEntries, maxSize: p.maxSize, maxEntrySize: p.maxEntrySize },
+        };
+        const store = deps.openStore ? deps.openStore(type, dict, use) : new MemoryStore();
+        this.caches.set(type, new TlsScache({
+          cacheType: type,
+          dictName: dict,
+          store,
+          sealer,
           clock: deps.clock,
           smtputf8: config.smtputf8Enable,
           warn: deps.warn,
-          limits: { maxEntries: p.maxEntries, maxSize: p.maxSize, maxEntrySize: p.maxEntrySize },
-        };
-        const remote = deps.openCache?.(type, dict, common);
-        if (remote !== undefined) {
-          this.caches.set(type, remote);
-          continue;
-        }
-        const store = deps.openStore ? deps.openStore(type, dict) : new MemoryStore();
-        this.caches.set(type, new TlsScache({ cacheType: type, dictName: dict, store, sealer, ...common }));
+          ...use,
+        }));
       }
     } catch (err) {
       this.close();
@@ -179,14 +183,12 @@ export class CacheTable {
    */
   startCleanup(): void {
     for (const [type, cache] of this.caches) {
-      this.runPass(type, cache);
-      const t = setInterval(() => this.runPass(type, cache), Math.min(cache.timeout, MAX_TIMER_SECONDS) * 1000);
-      this.timers.push(t);
+      void this.runPass(type, cache);
+      this.cancels.push(runEvery(cache.timeout, () => void this.runPass(type, cache), this.timers));
     }
     const info = this.info;
     if (info !== undefined && this.statsInterval > 0 && (this.caches.size > 0 || this.statsLines !== undefined)) {
-      const t = setInterval(() => this.logStats(info), Math.min(this.statsInterval, MAX_TIMER_SECONDS) * 1000);
-      this.timers.push(t);
+      this.cancels.push(runEvery(this.statsInterval, () => this.logStats(info), this.timers));
     }
   }
 
@@ -197,7 +199,7 @@ export class CacheTable {
     return out;
   }
 
-  /** One statistics line per enabled cache. */
+  /** One statistics line per enabled cache, then the caller's lines. */
   logStats(info: (msg: string) => void): void {
     for (const [type, s] of this.stats()) info(formatStats(type, s));
     for (const line of this.statsLines?.() ?? []) info(line);
@@ -209,14 +211,19 @@ export class CacheTable {
     this.running.add(type);
     const log = this.passLog.has(type) ? this.info : undefined;
     log?.(`tlsmgr_cache_run_event: start TLS ${type} session cache cleanup`);
-    const t0 = performance.now();
+    const t0 = this.monotonic();
     let total = 0;
     return new Promise((resolve) => {
       const done = (): void => {
         this.running.delete(type);
-        const ms = (performance.now() - t0).toFixed(1);
+        const ms = (this.monotonic() - t0).toFixed(1);
         log?.(`tlsmgr_cache_run_event: TLS ${type} session cache cleanup: ${total} expired entries removed in ${ms} ms`);
         resolve(total);
+      };
+      const swept = (n: number): void => {
+        total += n;
+        if (n < CLEANUP_BATCH) done();
+        else setImmediate(step);
       };
       const step = (): void => {
         if (this.closed) {
@@ -224,12 +231,8 @@ export class CacheTable {
           return;
         }
         const n = cache.sweep(CLEANUP_BATCH);
-        total += n;
-        if (n < CLEANUP_BATCH) {
-          done();
-        } else {
-          setImmediate(step);
-        }
+        if (n instanceof Promise) void n.then(swept);
+        else swept(n);
       };
       step();
     });
@@ -237,9 +240,9 @@ export class CacheTable {
 
   close(): void {
     this.closed = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const cancel of this.cancels) cancel();
     for (const c of this.caches.values()) c.close();
     this.caches.clear();
-    this.timers.length = 0;
+    this.cancels.length = 0;
   }
 }

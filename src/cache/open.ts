@@ -2,8 +2,9 @@
  * NAME
  *   cache/open - map a *_tls_session_cache_database value to a session store
  * SYNOPSIS
- *   storeKind(dict, param): StoreKind          parse only
- *   storeOpener(opts): (cacheType, dict) => SessionStore    CacheDeps.openStore
+ *   storeKind(dict, param): StoreKind          parse only (the embedded stores)
+ *   sharedByTypes(dict): boolean                CacheDeps.sharedByTypes
+ *   storeOpener(opts): OpenStore                CacheDeps.openStore
  *   FILE_TYPES, SQLITE_SUFFIX
  * DESCRIPTION
  *   `dict` is "type:name" (cache/caches.ts has already put $default_database_type in front
@@ -11,8 +12,13 @@
  *   lmdb:, sdbm: and dbm:, are all served by one embedded engine, SQLite
  *   (cache/stores/sqlite.ts), in the file <name>.sqlite: the suffix keeps it apart from the
  *   .db/.lmdb files Postfix's own tlsmgr writes, which are never opened. `memory:` (any
- *   name) is a purely in-memory cache. Every other type is a fatal error at start: rather
- *   than silently keeping a cache the operator did not ask for.
+ *   name) is a purely in-memory cache. `redis:<file>` is the store of a Redis group
+ *   (cache/stores/redis.ts) over the connection and cluster keys of that configuration file
+ *   (cluster/members.ts, opts.members): one per file, however many caches name it. Every
+ *   other type is a fatal error at start: rather than silently keeping a cache the operator
+ *   did not ask for.
+ *   Traits of the kinds: a redis: database may be named by several cache types (its keys
+ *   carry the cache type: sharedByTypes); a file may not.
  *
  *   The opener creates each file as described in sqlite.ts, given to $mail_owner when the
  *   daemon runs as root (looked up only then, through opts.lookupUser), and refuses two
@@ -24,17 +30,20 @@
  * DIAGNOSTICS
  *   FatalError: "unsupported dictionary type: <type> (<param> = <dict>): ...",
  *   "<param>: missing file name in <dict>", "unknown mail_owner user: <name>",
- *   "do not use the same TLS cache file <file> for <type1> and <type2>", and those of
- *   SqliteStore.create().
+ *   "do not use the same TLS cache file <file> for <type1> and <type2>",
+ *   "<param> = <dict>: redis: tables are not available here" (an opener without members),
+ *   and those of SqliteStore.create() and ClusterMembers.member().
  * SEE ALSO
  *   util/dict_open.c (dict_open3), global/data_redirect.c
  */
 
 import { resolve } from 'node:path';
 import type { CacheType } from '../config/types.js';
+import { redisFile, type ClusterMembers } from '../cluster/members.js';
 import { FatalError } from '../util/errors.js';
-import type { SessionStore } from './store.js';
+import type { OpenStore } from './caches.js';
 import { MemoryStore } from './stores/memory.js';
+import { RedisStore } from './stores/redis.js';
 import { SqliteStore } from './stores/sqlite.js';
 
 /** Postfix map types that name a local, updatable file: served by the embedded engine. */
@@ -45,7 +54,10 @@ export const SQLITE_SUFFIX = '.sqlite';
 
 export type StoreKind = { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'memory' };
 
-/** How the store for `dict` ("type:name") is made; `param` names the setting in messages. */
+/**
+ * How the embedded store for `dict` ("type:name") is made; `param` names the setting in
+ * messages. redis: is not an embedded store: the opener maps it first (redisFile()).
+ */
 export function storeKind(dict: string, param: string): StoreKind {
   const colon = dict.indexOf(':');
   const type = colon < 0 ? '' : dict.slice(0, colon);
@@ -61,18 +73,32 @@ export function storeKind(dict: string, param: string): StoreKind {
   );
 }
 
+/** Whether several cache types may name `dict`: its store keys entries by cache type (redis:). */
+export function sharedByTypes(dict: string): boolean {
+  return redisFile(dict) !== undefined;
+}
+
 export interface StoreOpenerOptions {
   /** $mail_owner: owns the files when the daemon runs as root. */
   readonly mailOwner: string;
   readonly lookupUser: (name: string) => { uid: number; gid: number } | null;
   /** Effective uid (default process.geteuid()); tests pass 0 to exercise the chown. */
   readonly euid?: number;
+  /** The daemon's Redis groups, for redis: tables (without it, redis: is refused). */
+  readonly members?: ClusterMembers;
 }
 
-export function storeOpener(opts: StoreOpenerOptions): (cacheType: CacheType, dict: string) => SessionStore {
+export function storeOpener(opts: StoreOpenerOptions): OpenStore {
   const files = new Map<string, CacheType>();
-  return (cacheType, dict) => {
-    const k = storeKind(dict, `${cacheType}_tls_session_cache_database`);
+  return (cacheType, dict, use) => {
+    const param = `${cacheType}_tls_session_cache_database`;
+    const redis = redisFile(dict);
+    if (redis !== undefined) {
+      if (opts.members === undefined) throw new FatalError(`${param} = ${dict}: redis: tables are not available here`);
+      const m = opts.members.member(redis, param);
+      return new RedisStore({ cacheType, link: m.link, keys: m.keys, limits: use?.limits });
+    }
+    const k = storeKind(dict, param);
     if (k.kind === 'memory') return new MemoryStore();
     const abs = resolve(k.file);
     const other = files.get(abs);

@@ -1,20 +1,20 @@
 /*
  * NAME
- *   cache/session-cache - what dispatch needs of one session cache, local or remote
+ *   cache/session-cache - what dispatch and the cache table need of one session cache
  * SYNOPSIS
- *   interface SessionCache { cacheType timeout lookup update delete sweep stats close }
+ *   interface SessionCache { cacheType timeout limits size lookup update delete sweep stats close }
  * DESCRIPTION
- *   TlsScache (cache/scache.ts) answers at once from an embedded store; RemoteScache
- *   (cache/rscache.ts) answers through the network and returns promises. Dispatch treats
- *   both alike: a plain value is replied at once, a promise when it settles. Neither ever
- *   rejects: store failures are already turned into a miss or a claimed success.
+ *   TlsScache (cache/scache.ts) implements it over any SessionStore: it answers at once over
+ *   an embedded store and returns promises over a network store (cache/stores/redis.ts).
+ *   Dispatch treats both alike: a plain value is replied at once, a promise when it settles.
+ *   Neither ever rejects: store failures are already turned into a miss or a claimed success.
  *   update() must have sealed (copied) the session before it returns, so that the caller
  *   may wipe its buffer at once even when the store call is still under way.
  */
 
 import type { CacheType } from '../config/types.js';
 import type { Maybe } from '../util/maybe.js';
-import type { CacheLimits } from './scache.js';
+import type { CacheLimits } from './limits.js';
 import type { CacheStats } from './stats.js';
 
 export interface SessionCache {
@@ -29,7 +29,7 @@ export interface SessionCache {
   /** True if an entry existed. */
   delete(cacheId: Buffer): Maybe<boolean>;
   /** Remove up to max expired entries; 0 for a store that expires records itself. */
-  sweep(max: number): number;
+  sweep(max: number): Maybe<number>;
   stats(): CacheStats;
   close(): void;
 }

@@ -46,7 +46,7 @@ import { redact, type RedisConfig } from './config.js';
  * The commands tlsmgr uses; both Redis and Cluster provide them. No command that names
  * several keys (MGET, EXISTS or DEL of more than one key) unless RedisLink.cluster is false:
  * Redis Cluster refuses keys in different hash slots with CROSSSLOT, and tlsmgr's keys are
- * keyed hashes, in unrelated slots (cache/rscache.ts, RemoteScache.del). Values are read
+ * keyed hashes, in unrelated slots (cache/stores/redis.ts, RedisStore.del). Values are read
  * with GETRANGE up to the longest acceptable record, never GET: a reply is read whole into
  * memory (even after the call timed out) before any length check could refuse it, and
  * whoever can write to Redis can store 512 MB under a key.

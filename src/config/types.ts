@@ -73,7 +73,7 @@ export interface TlsmgrConfig {
   /** tlsmgr_syslog_socket: the syslog(3) datagram socket (default /dev/log). */
   readonly syslogPath: string;
   /**
-   * tlsmgr_tktkey_database: where session-ticket keys are shared (cluster/open.ts): empty
+   * tlsmgr_tktkey_database: where session-ticket keys are shared (tickets/open.ts): empty
    * (default) = through smtpd's cache database when it is redis:, "redis:<file>", or "none".
    */
   readonly tktkeyDatabase: string;

@@ -32,8 +32,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { CacheTable } from '../cache/caches.js';
-import { storeOpener } from '../cache/open.js';
-import { ClusterLinks } from '../cluster/open.js';
+import { sharedByTypes, storeOpener } from '../cache/open.js';
+import { ClusterMembers } from '../cluster/members.js';
 import type { TlsmgrConfig } from '../config/types.js';
 import { msgInfo, msgWarn } from '../log/msg.js';
 import type { UserIds } from '../master/passwd.js';
@@ -42,6 +42,7 @@ import type { ConnectionContext } from '../server/connection.js';
 import { Dispatcher } from '../server/dispatch.js';
 import { ConnectionGuard, type GuardLimits } from '../server/guard.js';
 import { TicketKeyRing } from '../tickets/keys.js';
+import { openTicketKeys } from '../tickets/open.js';
 import type { TicketKeySource } from '../tickets/shared.js';
 import { systemClock } from '../util/clock.js';
 import { Sealer } from '../util/seal.js';
@@ -62,7 +63,7 @@ export interface Service {
   readonly caches: CacheTable;
   readonly tickets: TicketKeySource;
   readonly prng: PrngManager;
-  readonly cluster: ClusterLinks;
+  readonly cluster: ClusterMembers;
   /** Timers, after chroot and privilege drop (tlsmgr_post_init). */
   postInit(): Promise<void>;
   /** Apply the live settings of a re-read main.cf. */
@@ -75,11 +76,12 @@ export async function openService(config: TlsmgrConfig, opts: ServiceOptions): P
   const { owner, oneShot } = opts;
   // tlsmgr_pre_init() order: entropy source and PRNG exchange file first, then the caches.
   const prng = await PrngManager.preInit(config, { owner });
-  const openStore = oneShot ? undefined : storeOpener({ mailOwner: config.mailOwner, lookupUser: () => owner });
   // The seal nonces come from pooled CSPRNG output: one randomBytes() trip per 4 KiB, not per update.
   const random = pooledRandom();
   const sealer = Sealer.fresh(random);
-  const cluster = new ClusterLinks({ clock: systemClock, warn: msgWarn, info: msgInfo, random, mailOwner: config.mailOwner });
+  // redis: caches and shared ticket keys (cluster mode); -S stays local, like its caches.
+  const cluster = new ClusterMembers({ clock: systemClock, warn: msgWarn, info: msgInfo, random, mailOwner: config.mailOwner });
+  const openStore = oneShot ? undefined : storeOpener({ mailOwner: config.mailOwner, lookupUser: () => owner, members: cluster });
   let caches: CacheTable;
   let tickets: TicketKeySource;
   try {
@@ -88,12 +90,12 @@ export async function openService(config: TlsmgrConfig, opts: ServiceOptions): P
       warn: msgWarn,
       info: msgInfo,
       openStore,
+      sharedByTypes,
       sealer,
-      openCache: oneShot ? undefined : cluster.openCache,
       statsLines: () => cluster.statsLines(),
     });
     const local = new TicketKeyRing(randomBytes);
-    tickets = oneShot ? local : cluster.ticketKeys(config, local);
+    tickets = oneShot ? local : openTicketKeys(config, local, { members: cluster, random, clock: systemClock, warn: msgWarn });
   } catch (err) {
     cluster.close();
     throw err;

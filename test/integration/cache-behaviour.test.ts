@@ -1,8 +1,8 @@
 /*
- * cache-behaviour - one behaviour suite for every session cache (issues 3 and 7): the
- * embedded caches (TlsScache over memory and SQLite) and the shared one (RemoteScache over a
- * real redis-server, reached on its UNIX socket), all driven through the SessionCache
- * interface with a fake clock: store and find the same bytes, miss, replace, delete, valid at
+ * cache-behaviour - the engine's rules once over every store (issues 3, 7 and 14): TlsScache
+ * over each kind of test/helpers/stores.ts ALL_STORE_KINDS (memory, SQLite, and Redis: a real
+ * redis-server reached on its UNIX socket), all driven through the SessionCache interface
+ * with a fake clock: store and find the same bytes, miss, replace, delete, valid at
  * exactly stamp + timeout and gone one second later (removed from the store), cache types
  * apart, byte-distinct ids apart, non-UTF-8 ids neither stored nor found, oversize refused,
  * a tampered record is a miss that is removed with a warning, large sessions, counters.
@@ -11,21 +11,15 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { RemoteScache } from '../../src/cache/rscache.js';
-import { TlsScache, type CacheLimits } from '../../src/cache/scache.js';
-import { Sealer } from '../../src/util/seal.js';
+import type { CacheLimits } from '../../src/cache/limits.js';
+import { TlsScache } from '../../src/cache/scache.js';
 import type { SessionCache } from '../../src/cache/session-cache.js';
-import { readRedisConfig } from '../../src/cluster/config.js';
-import { parseClusterKeys } from '../../src/cluster/keyfile.js';
-import { RedisLink } from '../../src/cluster/link.js';
+import type { RedisStore } from '../../src/cache/stores/redis.js';
+import { Sealer } from '../../src/util/seal.js';
 import { FakeClock } from '../../src/util/clock.js';
 import type { CacheType } from '../../src/config/types.js';
 import { T0 } from '../helpers/harness.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { clusterKeyLine, linkReady, skipWithoutRedis, startRedis, writeClusterFiles, type RedisServer } from '../helpers/redis.js';
-import { STORE_KINDS, type MadeStore } from '../helpers/stores.js';
+import { ALL_STORE_KINDS, type AnyStoreKind } from '../helpers/stores.js';
 
 const TIMEOUT = 120;
 
@@ -40,136 +34,51 @@ interface CacheUnderTest {
   close(): Promise<void>;
 }
 
-interface CacheKind {
-  readonly name: string;
-  readonly skip: string | false;
-  make(): Promise<CacheUnderTest>;
-}
-
-function embedded(storeKind: (typeof STORE_KINDS)[number]): CacheKind {
+/* cachesOver - the one engine (TlsScache) over the stores of a kind, with a fake clock */
+async function cachesOver(kind: AnyStoreKind): Promise<CacheUnderTest> {
+  const set = await kind.open();
+  const clock = new FakeClock(T0);
+  const warnings: string[] = [];
+  const sealer = Sealer.fresh();
   return {
-    name: storeKind.name,
-    skip: false,
-    async make() {
-      const clock = new FakeClock(T0);
-      const warnings: string[] = [];
-      const sealer = Sealer.fresh();
-      const stores = new Map<CacheType, MadeStore>();
-      const storeOf = (t: CacheType): MadeStore => {
-        let m = stores.get(t);
-        if (m === undefined) {
-          m = storeKind.make();
-          stores.set(t, m);
-        }
-        return m;
-      };
-      return {
-        clock,
-        warnings,
-        cache: (type, opts = {}) =>
-          new TlsScache({
-            cacheType: type,
-            dictName: `btree:/test/${type}_scache`,
-            timeout: TIMEOUT,
-            store: storeOf(type).store,
-            sealer,
-            clock,
-            smtputf8: opts.smtputf8 ?? true,
-            warn: (m) => warnings.push(m),
-            limits: opts.limits,
-          }),
-        async tamper(type, cacheId) {
-          const s = storeOf(type).store;
-          const key = cacheId.toString('latin1');
-          const rec = Buffer.from(s.get(key) as Buffer);
-          rec[rec.length - 1] ^= 1;
-          s.put(key, rec, clock.now());
-        },
-        async stored(type, cacheId) {
-          return storeOf(type).store.get(cacheId.toString('latin1')) !== undefined;
-        },
-        async close() {
-          for (const m of stores.values()) m.cleanup();
-        },
-      };
-    },
-  };
-}
-
-let redis: RedisServer | undefined;
-let redisDir = '';
-
-const redisKind: CacheKind = {
-  name: 'redis',
-  skip: skipWithoutRedis(),
-  async make() {
-    assert.ok(redis !== undefined);
-    const server = redis;
-    const clock = new FakeClock(T0);
-    const warnings: string[] = [];
-    const files = writeClusterFiles(redisDir, server, { via: 'unix', keys: [clusterKeyLine(7)] });
-    const config = readRedisConfig(files.cf);
-    const keys = parseClusterKeys(`7 ${'ab'.repeat(32)}`, 'test keys');
-    await server.command('FLUSHALL');
-    const link = RedisLink.open(config, { clock, warn: (m) => warnings.push(m) });
-    await linkReady(link);
-    const caches: RemoteScache[] = [];
-    const remote = (type: CacheType, opts: { limits?: CacheLimits; smtputf8?: boolean } = {}): RemoteScache => {
-      const c = new RemoteScache({
+    clock,
+    warnings,
+    cache: (type, opts = {}) =>
+      new TlsScache({
         cacheType: type,
-        dictName: `redis:${files.cf}`,
+        dictName: `${kind.name}:/test/${type}_scache`,
         timeout: TIMEOUT,
-        link,
-        sealer: keys.sealer,
-        idKeys: keys.idKeys,
+        store: set.store(type, opts.limits),
+        sealer,
         clock,
         smtputf8: opts.smtputf8 ?? true,
         warn: (m) => warnings.push(m),
         limits: opts.limits,
-      });
-      caches.push(c);
-      return c;
-    };
-    return {
-      clock,
-      warnings,
-      cache: remote,
-      async tamper(type, cacheId) {
-        const key = remote(type).keysFor(cacheId)[0];
-        const rec = Buffer.from((await server.command('GET', key)) as Buffer);
-        rec[rec.length - 1] ^= 1;
-        await server.command('SET', key, rec);
-      },
-      async stored(type, cacheId) {
-        return (await server.command('EXISTS', remote(type).keysFor(cacheId)[0])) === 1;
-      },
-      async close() {
-        link.close();
-      },
-    };
-  },
-};
-
-const KINDS: readonly CacheKind[] = [...STORE_KINDS.map(embedded), redisKind];
-
-before(async () => {
-  if (redisKind.skip !== false) return;
-  redis = await startRedis();
-  redisDir = mkdtempSync(join(tmpdir(), 'tlsmgr-cache-behaviour-'));
-});
-
-after(async () => {
-  await redis?.destroy();
-  if (redisDir !== '') rmSync(redisDir, { recursive: true, force: true });
-});
+      }),
+    // Through the store itself: for Redis, under the keyed hash of the id.
+    async tamper(type, cacheId) {
+      const s = set.store(type);
+      const key = cacheId.toString('latin1');
+      const rec = Buffer.from((await s.get(key)) as Buffer);
+      rec[rec.length - 1] ^= 1;
+      await s.put(key, rec, clock.now(), TIMEOUT + 1);
+    },
+    async stored(type, cacheId) {
+      return (await set.store(type).get(cacheId.toString('latin1'))) !== undefined;
+    },
+    close: () => set.close(),
+  };
+}
 
 const id = (s: string): Buffer => Buffer.from(s, 'latin1');
 const session = (n: number, seed = 1): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
 
-for (const kind of KINDS) {
+for (const kind of ALL_STORE_KINDS) {
   describe(`session cache behaviour over ${kind.name}`, { skip: kind.skip }, () => {
+    before(() => kind.start());
+    after(() => kind.stop());
     const withCache = (fn: (u: CacheUnderTest) => Promise<void>) => async () => {
-      const u = await kind.make();
+      const u = await cachesOver(kind);
       try {
         await fn(u);
       } finally {
@@ -187,6 +96,15 @@ for (const kind of KINDS) {
       assert.equal(st.hits, 1);
       assert.equal(st.misses, 1);
       assert.equal(st.stores, 1);
+    }));
+
+    test('the caller may wipe the session as soon as update() returns, even before the store answers', withCache(async (u) => {
+      const c = u.cache('smtpd');
+      const s = session(120, 5);
+      const pending = c.update(id('wiped'), s);
+      s.fill(0);
+      await pending;
+      assert.deepEqual(await c.lookup(id('wiped')), session(120, 5));
     }));
 
     test('a second update replaces the first; delete removes, then finds nothing', withCache(async (u) => {
@@ -277,17 +195,24 @@ for (const kind of KINDS) {
   });
 }
 
+const redisKind = ALL_STORE_KINDS.find((k) => k.name === 'redis') as AnyStoreKind;
+
 describe('redis-only behaviour', { skip: redisKind.skip }, () => {
+  before(() => redisKind.start());
+  after(() => redisKind.stop());
+
   test('an entry carries a TTL of timeout + 1 seconds', async () => {
-    const u = await redisKind.make();
+    const set = await redisKind.open();
     try {
-      const c = u.cache('smtpd') as RemoteScache;
+      const store = set.store('smtpd') as RedisStore;
+      const c = new TlsScache({
+        cacheType: 'smtpd', dictName: 'redis:/test.cf', timeout: TIMEOUT, store, clock: new FakeClock(T0), smtputf8: true, warn: () => undefined,
+      });
       await c.update(id('ttl'), session(10));
-      assert.ok(redis !== undefined);
-      const pttl = (await redis.command('PTTL', c.keysFor(id('ttl'))[0])) as number;
+      const pttl = (await set.raw?.('PTTL', store.keysFor(id('ttl'))[0])) as number;
       assert.ok(pttl > (TIMEOUT + 1) * 1000 - 5000 && pttl <= (TIMEOUT + 1) * 1000, `PTTL ${pttl}`);
     } finally {
-      await u.close();
+      await set.close();
     }
   });
 });

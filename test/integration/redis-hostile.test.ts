@@ -27,7 +27,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, mock, test } from 'node:test';
-import { RemoteScache } from '../../src/cache/rscache.js';
+import { TlsScache } from '../../src/cache/scache.js';
+import { RedisStore } from '../../src/cache/stores/redis.js';
 import { SEAL_OVERHEAD, SEAL_OVERHEAD_V1 } from '../../src/util/seal.js';
 import { readRedisConfig } from '../../src/cluster/config.js';
 import { parseClusterKeys, type ClusterKeys } from '../../src/cluster/keyfile.js';
@@ -54,7 +55,8 @@ let cf: string;
 interface Member {
   readonly keys: ClusterKeys;
   readonly link: RedisLink;
-  readonly cache: RemoteScache;
+  readonly cache: TlsScache;
+  readonly store: RedisStore;
   readonly tickets: SharedTicketKeys;
   readonly local: TicketKeyRing;
   readonly clock: FakeClock;
@@ -67,14 +69,13 @@ async function member(): Promise<Member> {
   const warnings: string[] = [];
   const warn = (m: string): void => void warnings.push(m);
   const link = RedisLink.open(readRedisConfig(cf), { clock, warn, info: () => undefined });
-  const cache = new RemoteScache({
-    cacheType: 'smtpd', dictName: `redis:${cf}`, timeout: TIMEOUT, link, sealer: keys.sealer, idKeys: keys.idKeys,
-    clock, smtputf8: true, warn, limits: { maxEntries: 0, maxSize: 0, maxEntrySize: MAX_ENTRY },
-  });
+  const limits = { maxEntries: 0, maxSize: 0, maxEntrySize: MAX_ENTRY };
+  const store = new RedisStore({ cacheType: 'smtpd', link, keys, limits });
+  const cache = new TlsScache({ cacheType: 'smtpd', dictName: `redis:${cf}`, timeout: TIMEOUT, store, clock, smtputf8: true, warn, limits });
   const local = new TicketKeyRing(randomBytes);
   const tickets = new SharedTicketKeys({ link, sealer: keys.sealer, random: randomBytes, fallback: local, clock, warn });
   await linkReady(link);
-  return { keys, link, cache, tickets, local, clock, warnings };
+  return { keys, link, cache, store, tickets, local, clock, warnings };
 }
 
 async function set(key: string, value: Buffer): Promise<void> {
@@ -142,17 +143,17 @@ describe('values planted in Redis', { skip }, () => {
     await redis.command('FLUSHALL');
     const m = await member();
     try {
-      assert.equal(m.cache.maxRecord, MAX_ENTRY + SEAL_OVERHEAD);
+      assert.equal(m.store.maxRecord, MAX_ENTRY + SEAL_OVERHEAD);
       const id = Buffer.from('[192.0.2.7]:25&hostile');
-      const [key] = m.cache.keysFor(id);
+      const [key] = m.store.keysFor(id);
       const genuineOver = m.keys.sealer.seal('smtpd', id, T0, randomBytes(MAX_ENTRY + 1));
       const atLimit = randomBytes(MAX_ENTRY);
       const genuineAt = m.keys.sealer.seal('smtpd', id, T0, atLimit);
-      assert.equal(genuineOver.length, m.cache.maxRecord + 1);
-      assert.equal(genuineAt.length, m.cache.maxRecord);
+      assert.equal(genuineOver.length, m.store.maxRecord + 1);
+      assert.equal(genuineAt.length, m.store.maxRecord);
       const open = mock.method(m.keys.sealer, 'open');
       let corrupt = 0;
-      for (const [what, value] of [['random bytes', plausible(m.cache.maxRecord + 1)], ['1 MiB', plausible(1 << 20)],
+      for (const [what, value] of [['random bytes', plausible(m.store.maxRecord + 1)], ['1 MiB', plausible(1 << 20)],
         ['a genuine record over the limit', genuineOver]] as const) {
         await set(key, value);
         m.warnings.length = 0;
@@ -160,7 +161,7 @@ describe('values planted in Redis', { skip }, () => {
         assert.equal(open.mock.callCount(), 0, `${what}: Sealer.open was called`);
         assert.equal(m.cache.stats().corrupt, ++corrupt, what);
         assert.deepEqual(m.warnings, [
-          `smtpd TLS cache: malformed entry for (hashed id ${key.slice(-64, -48)}): record longer than the ${m.cache.maxRecord}-byte limit; entry removed`,
+          `smtpd TLS cache: malformed entry for (hashed id ${key.slice(-64, -48)}): record longer than the ${m.store.maxRecord}-byte limit; entry removed`,
         ], what);
         assert.ok(await waitFor(async () => (await redis.command('EXISTS', key)) === 0, 100, 20), `${what}: removed from Redis`);
         m.clock.advance(61); // past the warning rate limit, for the next case
@@ -224,7 +225,7 @@ describe('values planted in Redis', { skip }, () => {
     const m = await member();
     try {
       const id = Buffer.from('[192.0.2.9]:25&huge');
-      const [key] = m.cache.keysFor(id);
+      const [key] = m.store.keysFor(id);
       const slot = Math.floor(T0 / HALF);
       const slotKey = `${m.link.prefix}tktkey:${HALF}:${slot}`;
       await plantHuge(key);
@@ -239,7 +240,7 @@ describe('values planted in Redis', { skip }, () => {
       assert.ok(sent < READ_BOUND, `session lookup: Redis sent ${sent} bytes to the daemon`);
       assert.equal(open.mock.callCount(), 0);
       assert.equal(m.cache.stats().corrupt, 1);
-      assert.ok(m.warnings.some((w) => w.includes(`record longer than the ${m.cache.maxRecord}-byte limit; entry removed`)), m.warnings.join('\n'));
+      assert.ok(m.warnings.some((w) => w.includes(`record longer than the ${m.store.maxRecord}-byte limit; entry removed`)), m.warnings.join('\n'));
       assert.ok(await waitFor(async () => (await redis.command('EXISTS', key)) === 0, 100, 20), 'removed from Redis');
 
       // tktkey without a name (SET NX, then read back: the planted value stays and is refused)
@@ -266,7 +267,7 @@ describe('values planted in Redis', { skip }, () => {
       const sealKey = clusterSealKey(KEY_HEX);
       const id = Buffer.from('older.example:25');
       const session = randomBytes(700);
-      await set(m.cache.keysFor(id)[0], sealV1(sealKey, 1, 'smtpd', id, T0, session));
+      await set(m.store.keysFor(id)[0], sealV1(sealKey, 1, 'smtpd', id, T0, session));
       assert.deepEqual(await m.cache.lookup(id), session);
       const slot = Math.floor(T0 / HALF);
       const tk = ticketRecord(slot);

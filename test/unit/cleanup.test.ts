@@ -3,7 +3,7 @@
  * are removed in batches of CLEANUP_BATCH with event-loop turns in between, so requests are
  * answered while a pass runs; live entries stay; delete and update during a pass work; a
  * second pass is not started while one runs; startCleanup() runs a pass at once and then
- * every `timeout` seconds (mocked setInterval); close() stops a pass.
+ * every `timeout` seconds (mocked setTimeout: util/timer.ts runEvery); close() stops a pass.
  */
 
 import assert from 'node:assert/strict';
@@ -127,7 +127,7 @@ test('close() during a pass stops it', async () => {
 });
 
 test('startCleanup(): a pass at once, then every timeout seconds; close() stops the timer', async (t) => {
-  t.mock.timers.enable({ apis: ['setInterval'] });
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   const { h, cache } = filled(CLEANUP_BATCH + 10, 1);
   h.caches.startCleanup();
   assert.equal(cache.size, 11, 'first batch ran synchronously');

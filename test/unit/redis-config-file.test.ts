@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { readRedisConfig } from '../../src/cluster/config.js';
-import { ClusterLinks } from '../../src/cluster/open.js';
+import { ClusterMembers } from '../../src/cluster/members.js';
 import { systemClock } from '../../src/util/clock.js';
 import { FatalError } from '../../src/util/errors.js';
 import { lookupUser } from '../../src/master/passwd.js';
@@ -85,13 +85,13 @@ test('a mistyped password line ("password:<secret>") becomes an unknown name tha
   assertNoSecret(warnings);
 });
 
-test('a password joined to key_file\'s value is cut out of the key file\'s fatal too (ClusterLinks)', () => {
+test('a password joined to key_file\'s value is cut out of the key file\'s fatal too (ClusterMembers)', () => {
   const p = cf(['hosts = 127.0.0.1:6379', `password = ${PW1}`, `key_file = ${join(dir, 'absent.key')}`, `  ${PW1}`]);
-  const links = new ClusterLinks({ clock: systemClock, warn: () => undefined, random: randomBytes });
-  const msg = fatalMessage(() => links.member(p, 'smtpd_tls_session_cache_database'));
+  const members = new ClusterMembers({ clock: systemClock, warn: () => undefined, random: randomBytes });
+  const msg = fatalMessage(() => members.member(p, 'smtpd_tls_session_cache_database'));
   assert.match(msg, /^open cluster key file .*absent\.key {2}\(hidden\): /);
   assertNoSecret([msg]);
-  links.close();
+  members.close();
 });
 
 test('with a password: mode 0600, 0640, 0400 and 0440 do; anything beyond 0640 is fatal with the chmod to use', () => {

@@ -5,23 +5,43 @@
  * entry makes room for itself; an entry over max_entry_size (or max_size) is refused with
  * nothing changed and a rate-limited warning; the counters (hits, misses, stores, replaced,
  * deletes, expired, evicted, refused, corrupt) and the entries/bytes gauges; 0 = no limit;
- * a failing store (StoreError) is a warning, not an exception; the statistics line and
- * CacheTable's tlsmgr_stats_interval timer (mocked setInterval).
+ * a failing store (StoreError) is a warning, not an exception; over a store that answers now
+ * every call answers now (no promise); the statistics line, the caller's extra lines, and
+ * CacheTable's injected timers (test/helpers/fake-timers.ts: the tlsmgr_stats_interval period,
+ * a 100-day cleanup period past Node's 2^31 ms timer cap) and monotonic clock (a pass's time).
  */
 
 import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
 import { describe, test } from 'node:test';
 import { CacheTable, logsCache } from '../../src/cache/caches.js';
 import { SEAL_OVERHEAD } from '../../src/util/seal.js';
 import { formatStats, type CacheStats } from '../../src/cache/stats.js';
-import { StoreError, type SessionStore } from '../../src/cache/store.js';
+import { StoreError } from '../../src/cache/store.js';
 import { MemoryStore } from '../../src/cache/stores/memory.js';
 import { FakeClock } from '../../src/util/clock.js';
 import { b64, OK, req, testConfig } from '../helpers/attr.js';
+import { FakeTimers } from '../helpers/fake-timers.js';
 import { makeHarness, T0 } from '../helpers/harness.js';
-import { scacheOver, STORE_KINDS, withStoreOf } from '../helpers/stores.js';
+import { now, scacheOver, STORE_KINDS, withStoreOf, type StoreNow } from '../helpers/stores.js';
 
 const id = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+/** How many promises fn() makes (async_hooks sees every one, even one never returned). */
+function promisesMadeBy(fn: () => void): number {
+  let n = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') n++;
+    },
+  }).enable();
+  try {
+    fn();
+  } finally {
+    hook.disable();
+  }
+  return n;
+}
 const sess = (n: number, fill = 0x5a): Buffer => Buffer.alloc(n, fill);
 /** Bytes one entry counts: cache_id + sealed record. */
 const entryBytes = (key: string, session: number): number => key.length + SEAL_OVERHEAD + session;
@@ -36,7 +56,7 @@ const ZERO: Omit<CacheStats, 'entries' | 'bytes'> = {
 
 for (const kind of STORE_KINDS) {
   describe(`limits over the ${kind.name} store`, () => {
-    const withStore = (fn: (s: SessionStore) => void) => withStoreOf(kind, fn);
+    const withStore = (fn: (s: StoreNow) => void) => withStoreOf(kind, fn);
 
     test('max_entries: the oldest live entry is evicted, one per new entry', withStore((store) => {
       const { cache, clock } = scacheOver(store, { limits: { maxEntries: 3, maxSize: 0, maxEntrySize: 0 } });
@@ -46,7 +66,7 @@ for (const kind of STORE_KINDS) {
       }
       cache.update(id('d'), sess(10));
       assert.equal(cache.size, 3);
-      assert.deepEqual(found((k) => cache.lookup(k), ['a', 'b', 'c', 'd']), ['b', 'c', 'd']);
+      assert.deepEqual(found((k) => now(cache.lookup(k)), ['a', 'b', 'c', 'd']), ['b', 'c', 'd']);
       assert.equal(cache.stats().evicted, 1);
       assert.equal(cache.stats().expired, 0);
     }));
@@ -63,7 +83,7 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual({ expired: cache.stats().expired, evicted: cache.stats().evicted }, { expired: 1, evicted: 0 });
       cache.update(id('v'), sess(10)); // full, nothing expired: y (oldest live) goes
       assert.deepEqual({ expired: cache.stats().expired, evicted: cache.stats().evicted }, { expired: 1, evicted: 1 });
-      assert.deepEqual(found((k) => cache.lookup(k), ['x', 'y', 'z', 'w', 'v']), ['z', 'w', 'v']);
+      assert.deepEqual(found((k) => now(cache.lookup(k)), ['x', 'y', 'z', 'w', 'v']), ['z', 'w', 'v']);
     }));
 
     test('max_size: as many of the oldest entries go as the new entry needs', withStore((store) => {
@@ -80,7 +100,7 @@ for (const kind of STORE_KINDS) {
       // 3 * small + big > maxSize; after two evictions small + big <= maxSize.
       assert.ok(small + big <= maxSize && 2 * small + big > maxSize);
       assert.equal(cache.stats().evicted, 2);
-      assert.deepEqual(found((k) => cache.lookup(k), ['s0', 's1', 's2', 'big']), ['s2', 'big']);
+      assert.deepEqual(found((k) => now(cache.lookup(k)), ['s0', 's1', 's2', 'big']), ['s2', 'big']);
       assert.equal(cache.stats().bytes, small + big);
     }));
 
@@ -97,7 +117,7 @@ for (const kind of STORE_KINDS) {
       assert.notEqual(cache.lookup(id('b')), null);
       // a is now the newest: the next new entry evicts b.
       cache.update(id('c'), sess(10));
-      assert.deepEqual(found((k) => cache.lookup(k), ['a', 'b', 'c']), ['a', 'c']);
+      assert.deepEqual(found((k) => now(cache.lookup(k)), ['a', 'b', 'c']), ['a', 'c']);
     }));
 
     test('oversize: refused, nothing changed, one warning per minute with the suppressed count', withStore((store) => {
@@ -136,6 +156,33 @@ for (const kind of STORE_KINDS) {
       for (let i = 0; i < 500; i++) cache.update(id(`k${i}`), sess(i * 10));
       assert.equal(cache.size, 500);
       assert.equal(cache.stats().evicted + cache.stats().refused, 0);
+    }));
+
+    test('every call answers now, with no promise: hit, miss, expired, corrupt, evict, refuse, delete, sweep', withStore((store) => {
+      const { cache, clock } = scacheOver(store, { timeout: 120, limits: { maxEntries: 2, maxSize: 0, maxEntrySize: entryBytes('k0', 100) } });
+      const calls: Array<[string, unknown]> = [];
+      const call = (what: string, r: unknown): void => void calls.push([what, r]);
+      const made = promisesMadeBy(() => {
+        call('update', cache.update(id('k0'), sess(10)));
+        call('update', cache.update(id('k1'), sess(10)));
+        call('update, evicting', cache.update(id('k2'), sess(10)));
+        call('update, refused', cache.update(id('k0'), sess(101)));
+        call('update, non-UTF-8', cache.update(id('\xff'), sess(10)));
+        call('lookup hit', cache.lookup(id('k2')));
+        call('lookup miss', cache.lookup(id('none')));
+        store.put('k1', Buffer.from('garbage'), T0);
+        call('lookup corrupt', cache.lookup(id('k1')));
+        clock.advance(121);
+        call('lookup expired', cache.lookup(id('k2')));
+        call('delete', cache.delete(id('k2')));
+        call('sweep', cache.sweep(10));
+      });
+      for (const [what, r] of calls) assert.equal(r instanceof Promise, false, `${what} returned a promise`);
+      assert.equal(made, 0, 'promises were made on the way');
+      assert.deepEqual(
+        { evicted: cache.stats().evicted, refused: cache.stats().refused, corrupt: cache.stats().corrupt, expired: cache.stats().expired, hits: cache.stats().hits },
+        { evicted: 1, refused: 1, corrupt: 1, expired: 1, hits: 1 },
+      );
     }));
 
     test('counters and gauges follow every outcome', withStore((store) => {
@@ -226,31 +273,98 @@ test('formatStats: one line, every counter, no ids or data', () => {
   );
 });
 
-test('CacheTable logs one statistics line per enabled cache every tlsmgr_stats_interval; 0 = never', (t) => {
-  t.mock.timers.enable({ apis: ['setInterval'] });
+test('CacheTable logs one statistics line per enabled cache every tlsmgr_stats_interval; 0 = never', () => {
+  const timers = new FakeTimers();
   const lines: string[] = [];
   const config = testConfig({ statsInterval: 600, cache: { smtp: { database: 'btree:/nonexistent/smtp_scache' } } });
-  const table = new CacheTable(config, { clock: new FakeClock(T0), warn: () => undefined, info: (m) => lines.push(m) });
+  const table = new CacheTable(config, { clock: new FakeClock(T0), warn: () => undefined, info: (m) => lines.push(m), timers });
   try {
-    table.get('smtpd')?.update(id('a'), sess(10));
+    now(table.get('smtpd')?.update(id('a'), sess(10)));
     table.startCleanup();
-    t.mock.timers.tick(599_999);
+    timers.advance(599_999);
     assert.equal(lines.length, 0);
-    t.mock.timers.tick(1);
+    timers.advance(1);
     assert.equal(lines.length, 2);
     assert.match(lines[0], /^statistics: smtpd TLS session cache: entries=1 bytes=\d+ hits=0 misses=0 stores=1 /);
     assert.match(lines[1], /^statistics: smtp TLS session cache: entries=0 bytes=0 /);
     assert.deepEqual([...table.stats().keys()], ['smtpd', 'smtp']);
+    timers.advance(600_000);
+    assert.equal(lines.length, 4, 'and again one interval later');
   } finally {
     table.close();
   }
-  const off = new CacheTable(testConfig({ statsInterval: 0 }), { clock: new FakeClock(T0), warn: () => undefined, info: (m) => lines.push(m) });
+  assert.equal(timers.size, 0, 'close() cancels the timers');
+  const off = new CacheTable(testConfig({ statsInterval: 0 }), { clock: new FakeClock(T0), warn: () => undefined, info: (m) => lines.push(m), timers });
   try {
     off.startCleanup();
-    t.mock.timers.tick(10 * 86400_000);
-    assert.equal(lines.length, 2);
+    timers.advance(10 * 86400_000);
+    assert.equal(lines.length, 4);
   } finally {
     off.close();
+  }
+});
+
+test('the caller\'s statistics lines follow the caches\' at every interval, also with no cache enabled', () => {
+  const timers = new FakeTimers();
+  const lines: string[] = [];
+  const none = testConfig({ statsInterval: 60, cache: { smtpd: { database: '' } } });
+  const table = new CacheTable(none, {
+    clock: new FakeClock(T0), warn: () => undefined, info: (m) => lines.push(m), timers, statsLines: () => ['statistics: redis /x.cf: roundtrips=1'],
+  });
+  try {
+    table.startCleanup();
+    timers.advance(60_000);
+    assert.deepEqual(lines, ['statistics: redis /x.cf: roundtrips=1']);
+  } finally {
+    table.close();
+  }
+});
+
+test('cleanup periods of any length: a 100-day timeout passes every 100 days, not at Node\'s 2^31 ms cap', async () => {
+  const timers = new FakeTimers();
+  const DAYS = 100;
+  const clock = new FakeClock(T0);
+  const table = new CacheTable(testConfig({ cache: { smtpd: { timeout: DAYS * 86400 } } }), { clock, warn: () => undefined, timers });
+  const settled = (): Promise<void> => new Promise((r) => setImmediate(r));
+  try {
+    const cache = table.get('smtpd');
+    assert.ok(cache !== undefined);
+    table.startCleanup();
+    now(cache.update(id('a'), sess(10)));
+    clock.advance(DAYS * 86400 + 1); // expired from now on: the next pass removes it
+    timers.advance(2 ** 31 - 1);
+    await settled();
+    assert.equal(cache.size, 1, 'no pass at the 2^31 ms timer cap (24.8 days)');
+    timers.advance(DAYS * 86400_000 - (2 ** 31 - 1) - 1);
+    await settled();
+    assert.equal(cache.size, 1, 'no pass before 100 days');
+    timers.advance(1);
+    await settled();
+    assert.equal(cache.size, 0, 'the pass at 100 days removed the expired entry');
+  } finally {
+    table.close();
+  }
+});
+
+test('a pass is timed by the injected monotonic clock, in its end line', async () => {
+  const lines: string[] = [];
+  const clock = new FakeClock(T0);
+  const ms = [1000, 1002.54];
+  const table = new CacheTable(testConfig({ cache: { smtpd: { timeout: 120, loglevel: 'cache' } } }), {
+    clock, warn: () => undefined, info: (m) => lines.push(m), monotonic: () => ms.shift() ?? NaN,
+  });
+  try {
+    const cache = table.get('smtpd');
+    assert.ok(cache !== undefined);
+    now(cache.update(id('k'), sess(10)));
+    clock.advance(121);
+    assert.equal(await table.runPass('smtpd', cache), 1);
+    assert.deepEqual(lines, [
+      'tlsmgr_cache_run_event: start TLS smtpd session cache cleanup',
+      'tlsmgr_cache_run_event: TLS smtpd session cache cleanup: 1 expired entries removed in 2.5 ms',
+    ]);
+  } finally {
+    table.close();
   }
 });
 

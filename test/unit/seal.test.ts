@@ -17,10 +17,10 @@ import assert from 'node:assert/strict';
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { recordOverhead, recordStamp, Sealer, SEAL_OVERHEAD, SEAL_OVERHEAD_V1, SEAL_VERSION, XaesKey, XAES_NONCE_LEN } from '../../src/util/seal.js';
-import { EVICT_ANY, type SessionStore } from '../../src/cache/store.js';
+import { EVICT_ANY } from '../../src/cache/store.js';
 import { T0 } from '../helpers/harness.js';
 import { GOLDEN_V1, sealV1 } from '../helpers/seal-v1.js';
-import { scacheOver, STORE_KINDS, withStoreOf } from '../helpers/stores.js';
+import { scacheOver, STORE_KINDS, withStoreOf, type StoreNow } from '../helpers/stores.js';
 
 const id = (s: string): Buffer => Buffer.from(s, 'latin1');
 const SESSION = Buffer.from('0123456789abcdef-MASTER-SECRET', 'latin1');
@@ -220,7 +220,7 @@ test('a shared ring (cluster): any member opens records of every key it holds', 
 
 for (const kind of STORE_KINDS) {
   describe(`sealed records in the ${kind.name} store`, () => {
-    const withStore = (fn: (s: SessionStore) => void) => withStoreOf(kind, fn);
+    const withStore = (fn: (s: StoreNow) => void) => withStoreOf(kind, fn);
 
     test('the store holds no clear text', withStore((store) => {
       const { cache } = scacheOver(store);
