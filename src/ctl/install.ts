@@ -44,14 +44,14 @@
  *   postconf(1) -F, postfix(1), master(5), ctl/entry.ts, ctl/files.ts, ctl/trusted.ts
  */
 
-import { accessSync, existsSync, constants as fsConstants } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { ParsedArgs } from './args.js';
 import { CtlError, type CtlCommand, type CtlContext } from './command.js';
 import { ENTRY_NAME, POSTFIX_TLSMGR, packageDaemon, packageRoot, readEntry, renderEntry, type DaemonTarget } from './entry.js';
 import { backupFile, removeFile, writeFileSafely } from './files.js';
-import { Postfix, findPostfixTools } from './postfix.js';
+import { Postfix, executable, findPostfixTools } from './postfix.js';
 import { masterPid } from './procs.js';
 import { pathProblems, treeProblems } from './trusted.js';
 
@@ -173,13 +173,22 @@ function describeTarget(t: DaemonTarget): string {
   return `${t.node}${t.nodeArgs.length ? ` ${t.nodeArgs.join(' ')}` : ''} ${t.daemon}`;
 }
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+/* switchCommandSteps - back up master.cf, then set the service's command field (onChanged after) */
+function switchCommandSteps(s: Setup, newCommand: string, onChanged: () => void): Step[] {
+  return [
+    {
+      would: `copy ${s.masterCf} to ${s.masterCf}.tlsmgr-ctl.<time>`,
+      apply: () => `saved ${s.masterCf} as ${backupFile(s.masterCf)}`,
+    },
+    {
+      would: `change ${s.service}/unix/command in ${s.masterCf}: "${s.command}" -> "${newCommand}"`,
+      apply: () => {
+        s.pf.setMasterCommand(s.service, newCommand);
+        onChanged();
+        return `${s.masterCf}: ${s.service}/unix/command: "${s.command}" -> "${newCommand}"`;
+      },
+    },
+  ];
 }
 
 async function runInstall(args: ParsedArgs, ctx: CtlContext): Promise<number> {
@@ -222,18 +231,9 @@ async function runInstall(args: ParsedArgs, ctx: CtlContext): Promise<number> {
     });
   }
   if (!commandOk) {
-    steps.push({
-      would: `copy ${s.masterCf} to ${s.masterCf}.tlsmgr-ctl.<time>`,
-      apply: () => `saved ${s.masterCf} as ${backupFile(s.masterCf)}`,
-    });
-    steps.push({
-      would: `change ${s.service}/unix/command in ${s.masterCf}: "${s.command}" -> "${newCommand}"`,
-      apply: () => {
-        s.pf.setMasterCommand(s.service, newCommand);
-        changed = true;
-        return `${s.masterCf}: ${s.service}/unix/command: "${s.command}" -> "${newCommand}"`;
-      },
-    });
+    steps.push(...switchCommandSteps(s, newCommand, () => {
+      changed = true;
+    }));
   }
   steps.push({ would: `run postfix -c ${ctx.configDir} check`, apply: () => checkOrUndo(ctx, s, undo) });
   steps.push(...reloadStep(ctx, s, running, target.daemon));
@@ -265,18 +265,9 @@ async function runUninstall(args: ParsedArgs, ctx: CtlContext): Promise<number> 
     const newCommand = POSTFIX_TLSMGR + s.rest;
     const running = isRunning(s);
     let changed = false;
-    steps.push({
-      would: `copy ${s.masterCf} to ${s.masterCf}.tlsmgr-ctl.<time>`,
-      apply: () => `saved ${s.masterCf} as ${backupFile(s.masterCf)}`,
-    });
-    steps.push({
-      would: `change ${s.service}/unix/command in ${s.masterCf}: "${s.command}" -> "${newCommand}"`,
-      apply: () => {
-        s.pf.setMasterCommand(s.service, newCommand);
-        changed = true;
-        return `${s.masterCf}: ${s.service}/unix/command: "${s.command}" -> "${newCommand}"`;
-      },
-    });
+    steps.push(...switchCommandSteps(s, newCommand, () => {
+      changed = true;
+    }));
     steps.push({
       would: `run postfix -c ${ctx.configDir} check`,
       apply: () => checkOrUndo(ctx, s, () => {

@@ -53,7 +53,8 @@ export interface ToolResult {
   readonly stderr: string;
 }
 
-function executable(path: string): boolean {
+/** Whether `path` is executable by this process. */
+export function executable(path: string): boolean {
   try {
     accessSync(path, fsConstants.X_OK);
     return true;
