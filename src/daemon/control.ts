@@ -30,8 +30,10 @@
  *   are not affected by any of this.
  * DIAGNOSTICS
  *   A request that is not JSON gets {"ok":false,"error":"request is not JSON"}; nothing a
- *   client sends makes the daemon throw. preInit fails with listenStandalone()'s FatalError
- *   ("another server is already listening on <path>", "bind <path>: ...").
+ *   client sends makes the daemon throw. A control socket that cannot be made is not fatal:
+ *   "warning: control socket: <listenStandalone()'s reason> -- tlsmgr-ctl cannot reach this
+ *   daemon" ("another server is already listening on <path>", "bind <path>: ...", e.g. a
+ *   private/ that $mail_owner cannot write), and the daemon serves Postfix without it.
  * SEE ALSO
  *   daemon/control-answers.ts, ctl/control.ts (the client), server/server.ts
  */
@@ -39,7 +41,7 @@
 import { readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { msgVerbose } from '../log/msg.js';
+import { msgVerbose, msgWarn } from '../log/msg.js';
 import { listenStandalone } from '../server/server.js';
 import { systemClock } from '../util/clock.js';
 import { answerControl, type ControlReply, type DaemonAbout } from './control-answers.js';
@@ -161,7 +163,15 @@ export function controlPart(): ControlPart {
       const s = createServer({ allowHalfOpen: true }, (sock) => serveControl(sock, (request) => answerControl(request, d, about)));
       s.maxConnections = CONTROL_CONNECTION_LIMIT;
       // As the service socket: bound as $mail_owner, mode 0600, stale replaced, live refused.
-      await listenStandalone(s, path, d.owner);
+      // The control socket serves the operator, not mail: a daemon that cannot have one
+      // still serves Postfix (under master(8) a fatal error here would be a respawn loop).
+      try {
+        await listenStandalone(s, path, d.owner);
+      } catch (err) {
+        msgWarn(`control socket: ${(err as Error).message} -- tlsmgr-ctl cannot reach this daemon`);
+        path = '';
+        return;
+      }
       server = s;
       msgVerbose(1, `control socket ${path}`);
     },

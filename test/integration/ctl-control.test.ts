@@ -12,17 +12,20 @@
  * - a garbage line, an unknown command and an oversize line get errors, and the daemon
  *   keeps serving both sockets;
  * - a user other than root and mail_owner (nobody, run as a child) cannot connect;
- * - ping exits 1 with a clear message once the daemon is gone.
+ * - ping exits 1 with a clear message once the daemon is gone;
+ * - a control socket that cannot be made (its name taken by a file) is a warning, and the
+ *   daemon serves Postfix all the same.
  * Every wait is bounded (client timeouts, the child's exit).
  */
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { lstatSync, readFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { REPO, instanceMailOwner, startDaemon, type RunningDaemon } from '../../bench/daemon.js';
+import { REPO, instanceMailOwner, makeInstanceDirs, shebangNodeArgs, startDaemon, writeInstanceMainCf, type RunningDaemon } from '../../bench/daemon.js';
 import { TlsmgrClient } from '../../src/client/client.js';
 import { main } from '../../src/ctl/main.js';
 import { lookupUser } from '../../src/master/passwd.js';
@@ -218,4 +221,37 @@ test('after the daemon exits, its control socket is gone and ping exits 1 with a
   assert.equal(r.code, 1);
   assert.deepEqual(r.out, []);
   assert.match(r.err[0], /^tlsmgr-ctl: ping: no tlsmgr answers on .*\/queue\/private\/tlsmgr-control \(ENOENT/);
+});
+
+test('a control socket that cannot be made is a warning; the daemon still serves', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-ctl-nosock-'));
+  try {
+    makeInstanceDirs(dir);
+    writeInstanceMainCf(dir, { mail_owner: instanceMailOwner() });
+    const taken = join(dir, 'queue/private/tlsmgr-control');
+    writeFileSync(taken, 'not a socket\n');
+    const bin = join(REPO, 'bin/tlsmgr');
+    const child = spawn(process.execPath, [...shebangNodeArgs(bin), bin], {
+      env: { ...process.env, MAIL_CONFIG: join(dir, 'etc') },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const out = captureChild(child);
+    try {
+      await out.logged(/listening on /, 15_000);
+      assert.match(out.stderr(), /warning: control socket: .*tlsmgr-control exists and is not a socket -- refusing to replace it -- tlsmgr-ctl cannot reach this daemon/);
+      const c = await TlsmgrClient.connect(join(dir, 'queue/private/tlsmgr'), { timeoutMs: 5000 });
+      try {
+        assert.equal((await c.seed(16)).status, STAT.OK);
+      } finally {
+        c.close();
+      }
+      assert.equal(readFileSync(taken, 'utf8'), 'not a socket\n', 'the file is left alone');
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await out.exited(10_000), 0, out.stderr());
+    }
+    assert.equal(readFileSync(taken, 'utf8'), 'not a socket\n', 'not removed at exit either');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
