@@ -4,7 +4,7 @@
  *   update, delete, expiry, limits, counters
  * SYNOPSIS
  *   new TlsScache(opts).lookup(cacheId) / update(cacheId, session) / delete(cacheId)
- *   sweep(max)    stats(): CacheStats    size    close()
+ *   sweep(max)    clear()    stats(): CacheStats    size    shared    close()
  * DESCRIPTION
  *   The rules of tls/tls_scache.c (spec 3.3-3.5), once, over every SessionStore
  *   (cache/store.ts), local or shared:
@@ -65,6 +65,9 @@ import { EVICT_ANY, StoreError, type SessionStore } from './store.js';
 
 /** Expired entries removed at most per update that finds the cache full. */
 export const ROOM_BATCH = 64;
+
+/** Entries removed per store call while emptying the cache (tlsmgr-ctl flush). */
+const CLEAR_BATCH = 1024;
 
 export interface TlsScacheOptions {
   readonly cacheType: CacheType;
@@ -178,6 +181,26 @@ export class TlsScache implements SessionCache {
     }
     if (n instanceof Promise) return n.then(this.countExpired, (err: unknown) => this.failed('sweep', err, 0));
     return this.countExpired(n);
+  }
+
+  get shared(): boolean {
+    return this.selfExpiring;
+  }
+
+  /*
+   * clear - empty the cache, counters kept: an embedded store is swept empty in batches of
+   * CLEAR_BATCH (the stamps are all below EVICT_ANY); a shared store needs its clear() trait.
+   */
+  async clear(): Promise<number> {
+    const store = this.store;
+    if (store.clear !== undefined) return store.clear();
+    if (this.selfExpiring) throw new Error(`${this.opts.dictName}: this store cannot be emptied`);
+    let total = 0;
+    for (;;) {
+      const n = await store.sweep(EVICT_ANY, CLEAR_BATCH);
+      total += n;
+      if (n < CLEAR_BATCH) return total;
+    }
   }
 
   /** Entries held; -1 when the store does not know (a shared store). */

@@ -2,7 +2,7 @@
  * NAME
  *   cache/session-cache - what dispatch and the cache table need of one session cache
  * SYNOPSIS
- *   interface SessionCache { cacheType timeout limits size lookup update delete sweep stats close }
+ *   interface SessionCache { cacheType timeout limits size shared lookup update delete sweep clear stats close }
  * DESCRIPTION
  *   TlsScache (cache/scache.ts) implements it over any SessionStore: it answers at once over
  *   an embedded store and returns promises over a network store (cache/stores/redis.ts).
@@ -30,6 +30,10 @@ export interface SessionCache {
   delete(cacheId: Buffer): Maybe<boolean>;
   /** Remove up to max expired entries; 0 for a store that expires records itself. */
   sweep(max: number): Maybe<number>;
+  /** True when the entries are a group's (a shared store), not this host's own. */
+  readonly shared: boolean;
+  /** Remove every entry (the group's when shared); resolves to how many were removed. */
+  clear(): Promise<number>;
   stats(): CacheStats;
   close(): void;
 }

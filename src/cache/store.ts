@@ -3,7 +3,7 @@
  *   cache/store - the interface every session-cache store implements
  * SYNOPSIS
  *   interface SessionStore { get put delete sweep size bytes close }    answer now or later
- *     optional traits: expiresEntries reportsFailures maxRecord sealer discard showKey
+ *     optional traits: expiresEntries reportsFailures maxRecord sealer discard showKey clear
  *   class StoreError          a failure of the storage engine (disk full, I/O error)
  *   EVICT_ANY                 a sweep cutoff above every stamp: sweep(EVICT_ANY, n) evicts
  * DESCRIPTION
@@ -37,6 +37,9 @@
  *                      cache table's per-process key;
  *     discard()        remove, without waiting, the entry a record that turned out corrupt or
  *                      expired was read from (default: delete(key));
+ *     clear()          remove every entry of this cache from a shared store (the group's):
+ *                      what `tlsmgr-ctl flush --cluster` asks for; an embedded store needs
+ *                      none (the cache sweeps it empty with sweep(EVICT_ANY, n));
  *     showKey()        how the entry of `key` (read as `record`, when there is one) is named
  *                      in a warning (default: the cache_id, made printable).
  * DIAGNOSTICS
@@ -86,6 +89,8 @@ export interface SessionStore {
   readonly sealer?: Sealer;
   /** Remove the entry `record` (corrupt or expired) was read from, without waiting. */
   discard?(key: string, record: Buffer): void;
+  /** Remove every entry of this cache from the store; resolves to how many were removed. */
+  clear?(): Maybe<number>;
   /** The entry of `key` (read as `record`) as a warning names it; printable. */
   showKey?(key: string, record?: Buffer): string;
 }

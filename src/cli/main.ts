@@ -17,6 +17,8 @@
  *     logs to stderr, drops to $mail_owner when root, exits 0 on SIGTERM or SIGINT, re-reads
  *     main.cf on SIGHUP;
  *   - `-S`: one request from stdin, the reply on stdout, no greeting (spec 5.5).
+ *   Its parts: the log tag (follows a reloaded syslog_name) and the control socket
+ *   (daemon/control.ts, $queue_directory/private/tlsmgr-control; not for -S).
  *   $mail_owner is looked up once, here (master/passwd checkMailOwner()), and passed down.
  * DIAGNOSTICS
  *   Configuration and startup errors: "fatal: ..." on the log, exit status 1.
@@ -28,6 +30,7 @@ import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { loadConfig, type LoadConfigOptions } from '../config/load.js';
 import type { TlsmgrConfig } from '../config/types.js';
+import { controlPart } from '../daemon/control.js';
 import { Daemon } from '../daemon/daemon.js';
 import { MasterListeners, StandaloneListeners, StdioListeners } from '../daemon/listeners.js';
 import type { DaemonPart } from '../daemon/part.js';
@@ -127,7 +130,7 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
     chroot: opts.chroot,
     logTargets: targets,
     reread: () => loadConfig(loadOptions).config,
-    parts: [logTag],
+    parts: [logTag, controlPart()],
   }).start();
 }
 

@@ -51,7 +51,7 @@ import { redact, type RedisConfig } from './config.js';
  * memory (even after the call timed out) before any length check could refuse it, and
  * whoever can write to Redis can store 512 MB under a key.
  */
-export type RedisClient = Pick<Redis, 'getrangeBuffer' | 'set' | 'del' | 'pexpire'>;
+export type RedisClient = Pick<Redis, 'getrangeBuffer' | 'set' | 'del' | 'pexpire' | 'scan' | 'unlink'>;
 
 /** Timeouts in a row after which the connection is dropped and made again. */
 export const TIMEOUTS_BEFORE_RESET = 3;

@@ -6,6 +6,7 @@
  *   const members = new ClusterMembers(deps)
  *   members.member(file, param): ClusterMember        { link, keys }, opened on first use
  *   members.statsLines(): string[]                    members.close()
+ *   members.links(): { source, connected, counters }[] what tlsmgr-ctl status shows
  *   redisFile(dict): string | undefined               REDIS_TYPE
  * DESCRIPTION
  *   However many users name one configuration file -- the smtpd, smtp and lmtp caches
@@ -26,7 +27,15 @@ import type { Clock } from '../util/clock.js';
 import { FatalError } from '../util/errors.js';
 import { readRedisConfig, redact } from './config.js';
 import { readClusterKeys, type ClusterKeys } from './keyfile.js';
-import { RedisLink } from './link.js';
+import { RedisLink, type LinkCounters } from './link.js';
+
+/** One Redis connection as tlsmgr-ctl status shows it. */
+export interface LinkInfo {
+  /** The redis: configuration file. */
+  readonly source: string;
+  readonly connected: boolean;
+  readonly counters: Readonly<LinkCounters>;
+}
 
 /** The map type of a Redis group's table: redis:<configuration file>. */
 export const REDIS_TYPE = 'redis';
@@ -80,6 +89,11 @@ export class ClusterMembers {
   /** One statistics line per Redis connection. */
   statsLines(): string[] {
     return [...this.members.values()].map((m) => m.link.statsLine());
+  }
+
+  /** Each Redis connection's state and counters (no address beyond the file, no password). */
+  links(): LinkInfo[] {
+    return [...this.members.values()].map((m) => ({ source: m.link.config.source, connected: m.link.ready, counters: { ...m.link.counters } }));
   }
 
   close(): void {

@@ -21,7 +21,8 @@
  *   cannot go on (CtlError, a configuration FatalError), or what the command reports.
  *   Exit status 0: done.
  * SEE ALSO
- *   ctl/args.ts, ctl/command.ts, ctl/install.ts, ctl/check.ts
+ *   ctl/args.ts, ctl/command.ts, ctl/install.ts, ctl/check.ts, ctl/status.ts, ctl/ping.ts,
+ *   ctl/flush.ts, ctl/keys.ts (these four talk to the daemon: ctl/control.ts)
  */
 
 import { resolve } from 'node:path';
@@ -29,13 +30,19 @@ import { FatalError } from '../util/errors.js';
 import { UsageError, parseCommandArgs, splitCommandLine } from './args.js';
 import { checkCommand } from './check.js';
 import { CtlError, type CtlCommand, type CtlIo } from './command.js';
+import { flushCommand } from './flush.js';
 import { installCommand, uninstallCommand } from './install.js';
+import { keysCommand } from './keys.js';
+import { pingCommand } from './ping.js';
+import { statusCommand } from './status.js';
 
 export const PROG = 'tlsmgr-ctl';
 export const DEFAULT_CONFIG_DIR = '/etc/postfix';
 
 /** Every subcommand, in the order the usage text lists them. */
-export const COMMANDS: readonly CtlCommand[] = [installCommand, uninstallCommand, checkCommand];
+export const COMMANDS: readonly CtlCommand[] = [
+  installCommand, uninstallCommand, checkCommand, statusCommand, pingCommand, flushCommand, keysCommand,
+];
 
 const GLOBAL_USAGE = `usage: ${PROG} [-c config_dir] command [options]`;
 

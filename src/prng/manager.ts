@@ -5,6 +5,7 @@
  *   const prng = await PrngManager.preInit(config, deps)   before chroot / privilege drop
  *   await prng.postInit()                                  after it: reseed + exchange now, timers
  *   prng.seed(n): Buffer     prng.stir(extra?)     prng.beforeExit()     prng.close()
+ *   prng.info(): PrngInfo    source name, last reseed, last exchange-file save (times only)
  * DESCRIPTION
  *   The PRNG half of tlsmgr.c (spec 4, scenarios 34-40):
  *   - preInit (tlsmgr_pre_init): instantiate the pool (CSPRNG, time ^ pid); open the source
@@ -103,6 +104,17 @@ export function exitAfterSleep(code: number): void {
   process.exit(code);
 }
 
+/** PrngManager.info(): times in ms since the epoch, null for never (since start). */
+export interface PrngInfo {
+  /** tls_random_source as configured. */
+  readonly source: string;
+  /** The source is open (a file source is read once, then closed). */
+  readonly sourceOpen: boolean;
+  readonly exchangeFile: string | null;
+  readonly lastReseed: number | null;
+  readonly lastExchangeSave: number | null;
+}
+
 export class PrngManager {
   private source: EntropySource | null;
   /** tls_random_source as in effect: emptied after a file source has been read once. */
@@ -116,6 +128,9 @@ export class PrngManager {
   /** Seconds chosen for the next run of each timer (tests and verbose logging). */
   lastReseedInterval: number | null = null;
   lastExchangeInterval: number | null = null;
+  /** When (ms since the epoch) a source last delivered bytes, and the exchange file was last saved. */
+  private reseededAt: number | null = null;
+  private savedAt: number | null = null;
 
   private constructor(
     private readonly config: PrngConfig,
@@ -214,6 +229,17 @@ export class PrngManager {
     }).unref();
   }
 
+  /** What tlsmgr-ctl status shows: the source's name and times, never pool or seed bytes. */
+  info(): PrngInfo {
+    return {
+      source: this.config.tlsRandomSource,
+      sourceOpen: this.source !== null,
+      exchangeFile: this.exchange?.path ?? null,
+      lastReseed: this.reseededAt,
+      lastExchangeSave: this.savedAt,
+    };
+  }
+
   /** tlsmgr_before_exit(): save the pool into the exchange file. */
   beforeExit(): void {
     if (this.exchange === null || this.stopped) return;
@@ -255,6 +281,7 @@ export class PrngManager {
           mustExit = true;
         } else {
           msgVerbose(1, `read ${r.count} bytes from entropy device ${src.path}`);
+          this.reseededAt = Date.now();
         }
       } else if (src.kind === 'egd') {
         const r = await src.read(this.config.tlsRandomBytes, feed);
@@ -263,11 +290,15 @@ export class PrngManager {
           mustExit = true;
         } else {
           msgVerbose(1, `got ${r.count} bytes from EGD server ${src.path}`);
+          this.reseededAt = Date.now();
         }
       } else {
         const r = await src.read(this.config.tlsRandomBytes, feed);
         if (r.count <= 0) (this.deps.warn ?? msgWarn)(`cannot read from entropy file ${this.sourceName}: ${r.error}`);
-        else msgVerbose(1, `read ${r.count} bytes from entropy file ${src.path}`);
+        else {
+          msgVerbose(1, `read ${r.count} bytes from entropy file ${src.path}`);
+          this.reseededAt = Date.now();
+        }
         src.close();
         this.source = null;
         this.sourceName = '';
@@ -301,6 +332,7 @@ export class PrngManager {
         return false;
       }
       exch.update(this.pool);
+      this.savedAt = Date.now();
       return true;
     });
     if (ok !== true) {

@@ -5,7 +5,7 @@
  * SYNOPSIS
  *   const keys = new SharedTicketKeys({ link, sealer, random, fallback })
  *   keys.key(keyname: Buffer | null, now, timeout): TicketKeyResult | Promise<TicketKeyResult>
- *   keys.clear()
+ *   keys.clear()      keys.info(now, timeout)      keys.rotate()/revoke() (refused)
  * DESCRIPTION
  *   Time is cut into slots of half = floor(timeout / 2) seconds (timeout: the sanitised
  *   smtpd cache timeout, as for the local ring). Slot s = floor(now / half) has exactly one
@@ -31,6 +31,9 @@
  *   When Redis cannot be reached (or answers something that does not open), the request is
  *   served from the local ring (tickets/keys.ts) instead, which smtpd cannot tell apart; names
  *   are looked up in both, so tickets issued under a fallback key still resume on this host.
+ *   info() reports the slot keys this daemon holds (times only, never key bytes). The
+ *   operator's rotate and revoke are refused with an Error: a slot's key is the group's,
+ *   remembered by every member, and one member cannot take it back from the others' memory.
  * LIMITS
  *   Daemons share keys only when they agree on the smtpd timeout (it sets the slot length)
  *   and on the time to within a slot; clocks should be synchronised (NTP).
@@ -47,13 +50,19 @@ import type { RedisLink } from '../cluster/link.js';
 import { WarnLimiter } from '../util/ratelimit.js';
 import { SEAL_OVERHEAD, SEAL_OVERHEAD_V1, recordOverhead, type Sealer } from '../util/seal.js';
 import { TICKET, TOUT_OFFSET, newTicketKey } from '../util/tktkey.js';
-import { type TicketKey, type TicketKeyResult, type TicketKeyRing } from './keys.js';
+import { type TicketKey, type TicketKeyInfo, type TicketKeyResult, type TicketKeyRing } from './keys.js';
 import { type Maybe } from '../util/maybe.js';
 
 /** What dispatch needs of a ticket-key ring, local or shared. */
 export interface TicketKeySource {
   key(keyname: Buffer | null, now: number, timeout: number): Maybe<TicketKeyResult>;
   clear(): void;
+  /** Times of the keys (never key bytes), for tlsmgr-ctl status. */
+  info(now: number, timeout: number): TicketKeyInfo;
+  /** A new current key now, the old one decrypt-only; throws when this source cannot. */
+  rotate(now: number, timeout: number): void;
+  /** Drop every key; throws when this source cannot. */
+  revoke(): void;
 }
 
 export interface SharedTicketKeysOptions {
@@ -113,6 +122,25 @@ export class SharedTicketKeys implements TicketKeySource {
   clear(): void {
     this.clearSlots();
     this.opts.fallback.clear();
+  }
+
+  info(now: number, timeout: number): TicketKeyInfo {
+    const half = Math.max(1, Math.floor(timeout / 2));
+    if (timeout <= 0 || half !== this.half) return { shared: true, count: 0, current: null };
+    let count = 0;
+    for (const k of this.slots.values()) if (k.tout + half > now) count++;
+    const s = Math.floor(now / half);
+    const cur = this.slots.get(s);
+    const current = cur === undefined ? null : { age: now - s * half, encryptFor: cur.tout - now, decryptFor: cur.tout + half - now };
+    return { shared: true, count, current };
+  }
+
+  rotate(): void {
+    throw new Error('ticket keys are shared through Redis: the group rotates them every half smtpd cache timeout; rotate is not supported');
+  }
+
+  revoke(): void {
+    throw new Error('ticket keys are shared through Redis: one member cannot revoke them from the others; revoke is not supported');
   }
 
   private redisKey(half: number, s: number): string {

@@ -6,6 +6,7 @@
  *   new RedisStore({ cacheType, link, keys, limits? }): SessionStore
  *   store.keysFor(cacheId): string[]      the Redis keys of an id, the current id key first
  *   maxRemoteRecord(limits): number       the longest value a lookup opens
+ *   store.clear(): Promise<number>        remove the group's entries of this cache type
  * DESCRIPTION
  *   The group's store for a redis:<file> cache; cache/scache.ts applies the cache rules over
  *   it as over any store. Its traits (cache/store.ts):
@@ -34,7 +35,13 @@
  *   - reportsFailures: every call is bounded by the link's timeout, and a failure (down,
  *     slow, error) is counted and logged by the link (cluster/link.ts); the cache then
  *     misses, drops the update or reports nothing deleted: mail never waits for Redis.
+ *   clear() (tlsmgr-ctl flush --cluster) removes every key <key_prefix>scache:<cache type>:*
+ *   of the group: SCAN MATCH in batches of CLEAR_BATCH keys, each batch removed with one
+ *   UNLINK (Redis frees the values in the background), every call under the link's
+ *   timeout; it resolves to the number of keys removed. Entries written during the scan
+ *   may survive it (SCAN's guarantee covers the keys present all along).
  * LIMITS
+ *   clear() is refused with Redis Cluster (cluster = yes): SCAN walks one node there.
  *   With neither max_entry_size nor max_size set, values over REMOTE_RECORD_CEILING (64 MiB)
  *   plus SEAL_OVERHEAD are refused. max_entries and max_size of the whole cache are Redis's
  *   business (maxmemory with a volatile-ttl policy), as entries come from the whole group.
@@ -49,6 +56,9 @@ import type { RedisClient, RedisLink } from '../../cluster/link.js';
 import { SEAL_OVERHEAD, type Sealer } from '../../util/seal.js';
 import { NO_LIMITS, type CacheLimits } from '../limits.js';
 import type { SessionStore } from '../store.js';
+
+/** Keys asked for per SCAN call, and removed per UNLINK, by clear(). */
+const CLEAR_BATCH = 500;
 
 /** The bound on a value read from Redis when neither max_entry_size nor max_size is set (64 MiB). */
 export const REMOTE_RECORD_CEILING = 64 << 20;
@@ -127,6 +137,19 @@ export class RedisStore implements SessionStore {
   /** Redis expires records by their TTL: nothing to sweep. */
   sweep(): number {
     return 0;
+  }
+
+  async clear(): Promise<number> {
+    if (this.link.cluster) throw new Error(`${this.link.config.source}: flush --cluster is not supported with Redis Cluster (cluster = yes)`);
+    const pattern = `${this.base.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    let cursor = '0';
+    let removed = 0;
+    do {
+      const [next, keys] = await this.link.run('flush', (r) => r.scan(cursor, 'MATCH', pattern, 'COUNT', CLEAR_BATCH));
+      if (keys.length > 0) removed += await this.link.run('flush', (r) => r.unlink(...keys));
+      cursor = next;
+    } while (cursor !== '0');
+    return removed;
   }
 
   /** The group's entries are not counted here. */
