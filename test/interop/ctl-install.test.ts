@@ -6,8 +6,9 @@
  * DESCRIPTION
  *   1. `npm pack` in a temporary copy of the checkout (node_modules linked, for tsc): its
  *      prepack script builds dist/src. The tarball holds bin/tlsmgr, bin/tlsmgr-ctl,
- *      dist/src/**.js, package.json and README.md, and nothing of test/, bench/, src/*.ts or
- *      source maps.
+ *      dist/src/**.js, man/tlsmgr.8, man/tlsmgr-ctl.8, package.json and README.md, and nothing
+ *      of test/, bench/, src/*.ts or source maps; the global install links the man pages into
+ *      <prefix>/share/man/man8.
  *   2. `npm install -g --prefix <tmp>/prefix <tarball>`: dependencies come from the npm cache
  *      that `npm ci` filled (--prefer-offline; the registry otherwise), and the four native
  *      modules are compiled right there by node-gyp, as on an operator's machine. To keep
@@ -185,12 +186,13 @@ function defineSuite(): void {
 
     test('the tarball: both commands and the compiled daemon; no tests, sources or maps', (t) => {
       ready();
-      for (const f of ['package.json', 'README.md', 'bin/tlsmgr', 'bin/tlsmgr-ctl', 'dist/src/cli/main.js', 'dist/src/ctl/main.js']) {
+      for (const f of ['package.json', 'README.md', 'bin/tlsmgr', 'bin/tlsmgr-ctl', 'dist/src/cli/main.js', 'dist/src/ctl/main.js', 'man/tlsmgr.8', 'man/tlsmgr-ctl.8']) {
         assert.ok(tarFiles.includes(f), `${f} is in the tarball: ${tarFiles.join(' ')}`);
       }
-      const stray = tarFiles.filter((f) => !/^(package\.json|README\.md|bin\/tlsmgr(-ctl)?|dist\/src\/.*\.js)$/.test(f));
+      const stray = tarFiles.filter((f) => !/^(package\.json|README\.md|bin\/tlsmgr(-ctl)?|dist\/src\/.*\.js|man\/tlsmgr(-ctl)?\.8)$/.test(f));
       assert.deepEqual(stray, []);
       for (const f of ['tlsmgr', 'tlsmgr-ctl']) assert.ok(lstatSync(join(prefix, 'bin', f)).isSymbolicLink(), `${prefix}/bin/${f}`);
+      for (const f of ['tlsmgr.8', 'tlsmgr-ctl.8']) assert.ok(existsSync(join(prefix, 'share', 'man', 'man8', f)), `${prefix}/share/man/man8/${f}`);
       t.diagnostic(`${tarFiles.length} files; ${times.join(', ')}`);
     });
 

@@ -17,13 +17,14 @@ import { COMMANDS } from '../../src/ctl/main.js';
 const MAN_DIR = fileURLToPath(new URL('../../../man/', import.meta.url));
 const PAGES = ['tlsmgr.8', 'tlsmgr-ctl.8'];
 
-function available(cmd: string, args: string[]): boolean {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-  return r.error === undefined && r.status === 0;
+/** cmd --version runs and names itself (not a stand-in such as a minimized system's stub). */
+function available(cmd: string, banner: RegExp): boolean {
+  const r = spawnSync(cmd, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  return r.error === undefined && r.status === 0 && banner.test(r.stdout);
 }
 
-const HAVE_MAN = available('man', ['--version']);
-const HAVE_GROFF = available('groff', ['--version']);
+const HAVE_MAN = available('man', /^man /m);
+const HAVE_GROFF = available('groff', /GNU groff/);
 
 /** One text line of roff with font escapes removed and \- as -: what a reader sees. */
 function plain(line: string): string {
