@@ -189,7 +189,9 @@ export class TlsScache implements SessionCache {
 
   /*
    * clear - empty the cache, counters kept: an embedded store is swept empty in batches of
-   * CLEAR_BATCH (the stamps are all below EVICT_ANY); a shared store needs its clear() trait.
+   * CLEAR_BATCH (the stamps are all below EVICT_ANY), yielding to the event loop between
+   * batches as a cleanup pass does, so that emptying a million entries never holds up a
+   * request for more than one batch; a shared store needs its clear() trait.
    */
   async clear(): Promise<number> {
     const store = this.store;
@@ -200,6 +202,7 @@ export class TlsScache implements SessionCache {
       const n = await store.sweep(EVICT_ANY, CLEAR_BATCH);
       total += n;
       if (n < CLEAR_BATCH) return total;
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 

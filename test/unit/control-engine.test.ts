@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { TlsScache } from '../../src/cache/scache.js';
+import { MemoryStore } from '../../src/cache/stores/memory.js';
 import type { CacheType } from '../../src/config/types.js';
 import { TicketKeyRing } from '../../src/tickets/keys.js';
 import { FakeClock } from '../../src/util/clock.js';
@@ -53,6 +54,23 @@ for (const kind of ALL_STORE_KINDS) {
     });
   });
 }
+
+test('clear() of an embedded store yields to the event loop between batches: other work runs during a flush', async () => {
+  const cache = new TlsScache({ cacheType: 'smtpd', dictName: 'memory:smtpd', timeout: 120, store: new MemoryStore(), clock: new FakeClock(T0), smtputf8: true, warn: () => undefined });
+  const n = 5000;
+  for (let i = 0; i < n; i++) cache.update(Buffer.from(`id-${i}`), Buffer.from('s'));
+  let turns = 0;
+  let flushing = true;
+  const tick = (): void => {
+    if (!flushing) return;
+    turns++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  assert.equal(await cache.clear(), n);
+  flushing = false;
+  assert.ok(turns >= 3, `only ${turns} event-loop turns ran while ${n} entries were flushed`);
+});
 
 describe('TicketKeyRing rotate, revoke, info', () => {
   const T = 3600;

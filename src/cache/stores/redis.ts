@@ -41,7 +41,9 @@
  *   timeout; it resolves to the number of keys removed. Entries written during the scan
  *   may survive it (SCAN's guarantee covers the keys present all along).
  * LIMITS
- *   clear() is refused with Redis Cluster (cluster = yes): SCAN walks one node there.
+ *   clear() is refused with Redis Cluster (cluster = yes): SCAN walks one node there. It
+ *   removes only keys under this cache's prefix, at most 10 x CLEAR_BATCH per SCAN reply,
+ *   and gives up after CLEAR_MAX_ROUNDS rounds (a server whose cursor never ends).
  *   With neither max_entry_size nor max_size set, values over REMOTE_RECORD_CEILING (64 MiB)
  *   plus SEAL_OVERHEAD are refused. max_entries and max_size of the whole cache are Redis's
  *   business (maxmemory with a volatile-ttl policy), as entries come from the whole group.
@@ -59,6 +61,8 @@ import type { SessionStore } from '../store.js';
 
 /** Keys asked for per SCAN call, and removed per UNLINK, by clear(). */
 const CLEAR_BATCH = 500;
+/** SCAN rounds a flush makes at most: 2^20 rounds of up to 500 keys is far past any real cache. */
+const CLEAR_MAX_ROUNDS = 1 << 20;
 
 /** The bound on a value read from Redis when neither max_entry_size nor max_size is set (64 MiB). */
 export const REMOTE_RECORD_CEILING = 64 << 20;
@@ -144,12 +148,17 @@ export class RedisStore implements SessionStore {
     const pattern = `${this.base.replace(/[*?[\]\\]/g, '\\$&')}*`;
     let cursor = '0';
     let removed = 0;
-    do {
-      const [next, keys] = await this.link.run('flush', (r) => r.scan(cursor, 'MATCH', pattern, 'COUNT', CLEAR_BATCH));
+    // Redis is a peer, not a friend: a server that never ends its cursor, or answers a SCAN
+    // with keys outside our prefix or with more keys than asked for, must not turn a flush
+    // into endless work or into removing keys that are not this cache's entries.
+    for (let round = 0; ; round++) {
+      if (round >= CLEAR_MAX_ROUNDS) throw new Error(`${this.link.config.source}: flush gave up after ${CLEAR_MAX_ROUNDS} SCAN rounds`);
+      const [next, found] = await this.link.run('flush', (r) => r.scan(cursor, 'MATCH', pattern, 'COUNT', CLEAR_BATCH));
+      const keys = found.slice(0, CLEAR_BATCH * 10).filter((k) => k.startsWith(this.base));
       if (keys.length > 0) removed += await this.link.run('flush', (r) => r.unlink(...keys));
       cursor = next;
-    } while (cursor !== '0');
-    return removed;
+      if (cursor === '0') return removed;
+    }
   }
 
   /** The group's entries are not counted here. */
