@@ -67,7 +67,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, chmodSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readdirSync,
   readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, connect as netConnect, type AddressInfo } from 'node:net';
+import { createServer, connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -866,6 +866,17 @@ export async function startOurTlsmgr(inst: PostfixInstance, o: StartOurTlsmgrOpt
  * bytes, timeout).
  */
 export function readGreeting(path: string, timeoutMs: number): Promise<boolean> {
+  return greetedSocket(path, timeoutMs).then((sock) => {
+    sock?.destroy();
+    return sock !== null;
+  });
+}
+
+/**
+ * greetedSocket - connect to a tlsmgr socket; the open socket once exactly the greeting
+ * arrived, or null (closed, wrong bytes, timeout; the socket is then destroyed).
+ */
+export function greetedSocket(path: string, timeoutMs: number): Promise<Socket | null> {
   return new Promise((resolve) => {
     let got = Buffer.alloc(0);
     let done = false;
@@ -874,8 +885,8 @@ export function readGreeting(path: string, timeoutMs: number): Promise<boolean> 
       if (done) return;
       done = true;
       clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
+      if (!ok) sock.destroy();
+      resolve(ok ? sock : null);
     };
     const timer = setTimeout(() => finish(false), timeoutMs);
     sock.on('error', () => finish(false));

@@ -24,11 +24,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeCold } from '../helpers/cold.js';
-import { TLSMGR_GREETING, pollUntil, postfixAvailability, postfixCommand, runCommand, startOurTlsmgr, startPostfix,
+import { greetedSocket, pollUntil, postfixAvailability, postfixCommand, runCommand, startOurTlsmgr, startPostfix,
   type PostfixInstance } from '../helpers/postfix.js';
 import { DEFAULTS } from '../../src/config/load.js';
 import { parseMainCf } from '../../src/config/maincf.js';
@@ -48,27 +48,9 @@ function completeTlsmgrCf(): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Connect; resolve with the socket once the greeting arrived, or null when closed without it. */
+/** Connect; the socket once the greeting arrived, or null when closed without it. */
 function greeted(path: string, timeoutMs = 5_000): Promise<Socket | null> {
-  return new Promise((resolve) => {
-    let got = Buffer.alloc(0);
-    let done = false;
-    const sock = netConnect(path);
-    const finish = (ok: boolean): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (!ok) sock.destroy();
-      resolve(ok ? sock : null);
-    };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    sock.on('error', () => finish(false));
-    sock.on('close', () => finish(false));
-    sock.on('data', (d: Buffer) => {
-      got = Buffer.concat([got, d]);
-      if (got.length >= TLSMGR_GREETING.length) finish(got.subarray(0, TLSMGR_GREETING.length).equals(TLSMGR_GREETING));
-    });
-  });
+  return greetedSocket(path, timeoutMs);
 }
 
 function postconf(configDir: string, args: readonly string[]): ReturnType<typeof runCommand> {
