@@ -43,7 +43,7 @@ import type { Request } from '../protocol/requests.js';
 import { encodeResponse, failResponse } from '../protocol/responses.js';
 import type { TicketKeyResult } from '../tickets/keys.js';
 import type { TicketKeySource } from '../tickets/shared.js';
-import { type Maybe } from '../util/maybe.js';
+import { then, type Maybe } from '../util/maybe.js';
 import { TICKET } from '../util/tktkey.js';
 
 export interface DispatchDeps {
@@ -60,11 +60,6 @@ export interface DispatchDeps {
 const EMPTY = Buffer.alloc(0);
 const UPDATE_OK = encodeResponse({ request: REQ.UPDATE, status: STAT.OK });
 const SEED_ERR = encodeResponse({ request: REQ.SEED, status: STAT.ERR, seed: EMPTY });
-
-/* then - apply f at once to a value, or when a promise settles (no promise for local caches) */
-function then<T>(v: Maybe<T>, f: (x: T) => Buffer): Maybe<Buffer> {
-  return v instanceof Promise ? v.then(f) : f(v);
-}
 
 function lookupReply(session: Buffer | null): Buffer {
   if (session === null) return encodeResponse({ request: REQ.LOOKUP, status: STAT.ERR, session: EMPTY });
