@@ -22,7 +22,8 @@
  *   or SIGINT logs "<signal> received -- exiting", closes the listener, removes the socket
  *   and exits 0 after before-exit; SIGHUP reloads main.cf (Daemon.reload()).
  *   StdioListeners (-S, spec 5.5): one request read from standard input to its end, served
- *   without a greeting; before-exit runs, then the reply goes to standard output. A one-shot
+ *   without a greeting; before-exit runs, then the reply goes to standard output. Input past
+ *   tlsmgr_input_buffer_limit bytes is not read on: a warning, before-exit, and no reply. A one-shot
  *   run stays in the caller's directory and identity, with no watchdog.
  * DIAGNOSTICS
  *   open() fails with the errors of listenFd() and listenStandalone() (server/server.ts).
@@ -33,7 +34,7 @@
 import { unlinkSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
-import { msgInfo, msgVerbose } from '../log/msg.js';
+import { msgInfo, msgVerbose, msgWarn } from '../log/msg.js';
 import { MasterStatus } from '../master/status.js';
 import { serveBytes, type ConnectionContext } from '../server/connection.js';
 import { createTlsmgrServer, listenFd, listenStandalone } from '../server/server.js';
@@ -126,16 +127,34 @@ export class StdioListeners implements Listeners {
   }
 
   async serve(d: DaemonControl): Promise<void> {
-    const reply = await serveBytes(await readStdin(), d.ctx);
+    const input = await readStdin(d.config.inputBufferLimit);
+    if (input === null) {
+      msgWarn(`standard input exceeds tlsmgr_input_buffer_limit ${d.config.inputBufferLimit} -- no reply`);
+      d.beforeExit();
+      return;
+    }
+    const reply = await serveBytes(input, d.ctx);
     d.beforeExit();
     process.stdout.write(reply);
   }
 }
 
-function readStdin(): Promise<Buffer> {
+/** All of standard input, or null (and stdin no longer read) once it holds more than `limit` bytes. */
+function readStdin(limit: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
-    process.stdin.on('data', (c: Buffer) => parts.push(c));
+    let held = 0;
+    const onData = (c: Buffer): void => {
+      held += c.length;
+      if (held <= limit) {
+        parts.push(c);
+        return;
+      }
+      process.stdin.off('data', onData);
+      process.stdin.destroy();
+      resolve(null);
+    };
+    process.stdin.on('data', onData);
     process.stdin.on('end', () => resolve(Buffer.concat(parts)));
     process.stdin.on('error', reject);
   });

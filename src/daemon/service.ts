@@ -82,7 +82,7 @@ export async function openService(config: TlsmgrConfig, opts: ServiceOptions): P
   // redis: caches and shared ticket keys (cluster mode); -S stays local, like its caches.
   const cluster = new ClusterMembers({ clock: systemClock, warn: msgWarn, info: msgInfo, random, mailOwner: config.mailOwner });
   const openStore = oneShot ? undefined : storeOpener({ mailOwner: config.mailOwner, lookupUser: () => owner, members: cluster });
-  let caches: CacheTable;
+  let caches: CacheTable | undefined;
   let tickets: TicketKeySource;
   try {
     caches = new CacheTable(config, {
@@ -97,6 +97,7 @@ export async function openService(config: TlsmgrConfig, opts: ServiceOptions): P
     const local = new TicketKeyRing(randomBytes);
     tickets = oneShot ? local : openTicketKeys(config, local, { members: cluster, random, clock: systemClock, warn: msgWarn });
   } catch (err) {
+    caches?.close();
     cluster.close();
     throw err;
   }

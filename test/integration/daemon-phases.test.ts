@@ -295,4 +295,18 @@ describe('Daemon phases, standalone and -S', { concurrency: 1 }, () => {
     // The service opened the exchange file (it may have created it) but never ran its update.
     assert.ok(!existsSync(inst.exchange) || readFileSync(inst.exchange).length === 0, 'the exchange file was updated');
   });
+
+  test('ticket keys refused after the caches opened: fatal, exit 1, and the cache database closed (no -wal or -shm left)', async () => {
+    const inst = instance();
+    appendFileSync(join(inst.dir, 'etc', 'main.cf'), 'smtpd_tls_session_cache_database = btree:${data_directory}/smtpd_scache\n');
+    writeFileSync(join(inst.dir, 'etc', 'tlsmgr.cf'), 'tlsmgr_tktkey_database = btree:/x\n');
+    const child = spawn(process.execPath, [join(REPO, 'bin', 'tlsmgr'), '-d'], { env: inst.env, stdio: ['ignore', 'ignore', 'pipe'], cwd: work });
+    children.push(child);
+    const out = captureChild(child);
+    assert.equal(await out.exited(WAIT_MS), 1, out.stderr());
+    assert.match(out.stderr(), /fatal: tlsmgr_tktkey_database = btree:\/x: use redis:<file>, none, or leave it empty/);
+    const db = join(inst.dir, 'data', 'smtpd_scache.sqlite');
+    assert.ok(existsSync(db), 'the cache was not opened before the ticket keys: the case is not tested');
+    for (const side of ['-wal', '-shm']) assert.ok(!existsSync(db + side), `${db}${side} left: the cache was not closed`);
+  });
 });

@@ -200,6 +200,19 @@ test('-S: post-init and exit handler run too: the exchange file is read and writ
   assert.ok(!readFileSync(path).equals(Buffer.alloc(EXCH, 0x77)));
 });
 
+test('-S: standard input past tlsmgr_input_buffer_limit is not read on: a warning, no reply, exit 0', async () => {
+  const path = exchPath();
+  const s = spawnDaemon({ tls_random_exchange_name: path }, ['-S'], (dir) => writeFileSync(join(dir, 'etc/tlsmgr.cf'), 'tlsmgr_input_buffer_limit = 4096\n'));
+  let out = 0;
+  s.child.stdout?.on('data', (c: Buffer) => (out += c.length));
+  s.child.stdin?.on('error', () => undefined);
+  // A well-formed request whose one value is longer than the limit: without the bound, it is read whole and answered.
+  s.child.stdin?.end(Buffer.from(`request\0seed\0size\x0032\0pad\0${'x'.repeat(64 * 1024)}\0\0`, 'latin1'));
+  assert.equal(await exited(s.child, 10_000), 0, s.stderr());
+  assert.match(s.stderr(), /: warning: standard input exceeds tlsmgr_input_buffer_limit 4096 -- no reply\n/);
+  assert.equal(out, 0);
+});
+
 test('scenario 35: a missing device: warning, "exiting to reopen", exit 0 after ~1 s, exchange file written', async () => {
   const path = exchPath();
   const t0 = Date.now();
