@@ -25,7 +25,7 @@
  *   $mail_owner comes resolved (master/passwd checkMailOwner): nothing here looks it up.
  * DIAGNOSTICS
  *   openService() throws FatalError (exchange file, cache database, Redis configuration or
- *   key file); Redis links opened before the failure are closed first.
+ *   key file); the caches and Redis links opened before the failure are closed first.
  * SEE ALSO
  *   tlsmgr/tlsmgr.c tlsmgr_pre_init(), tlsmgr_post_init(), tlsmgr_before_exit()
  */
