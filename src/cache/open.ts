@@ -20,13 +20,17 @@
  *   Traits of the kinds: a redis: database may be named by several cache types (its keys
  *   carry the cache type: sharedByTypes); a file may not.
  *
- *   The opener creates each file as described in sqlite.ts, given to $mail_owner when the
- *   daemon runs as root (looked up only then, through opts.lookupUser), and refuses two
- *   caches that name the same file under different map types.
+ *   The opener creates each file as described in sqlite.ts. When the daemon runs as root
+ *   it does that as tlsmgr_pre_init() does: the table first goes through data_redirect_map()
+ *   (master/redirect.ts: a file whose directory is not $mail_owner's goes to
+ *   $data_directory, with two warnings), then the file, its lock and SQLite's own -wal and
+ *   -shm files are created and opened with $mail_owner's effective uid and gid
+ *   (master/eugid.ts; $mail_owner looked up only then, through opts.lookupUser), so a
+ *   $mail_owner who can write the directory cannot make root open or chown a file planted
+ *   there. It refuses two caches that name the same file under different map types.
  * LIMITS
- *   Postfix's data_redirect_map() (moving a file whose directory is not owned by
- *   $mail_owner into $data_directory) is not done: the path is used as written, and
- *   directory permissions are the operator's, as for any Postfix file.
+ *   Directory permissions are the operator's, as for any Postfix file: a directory
+ *   $mail_owner cannot write makes the start fail with the engine's "Permission denied".
  * DIAGNOSTICS
  *   FatalError: "unsupported dictionary type: <type> (<param> = <dict>): ...",
  *   "<param>: missing file name in <dict>", "unknown mail_owner user: <name>",
@@ -34,12 +38,14 @@
  *   "<param> = <dict>: redis: tables are not available here" (an opener without members),
  *   and those of SqliteStore.create() and ClusterMembers.member().
  * SEE ALSO
- *   util/dict_open.c (dict_open3), global/data_redirect.c
+ *   util/dict_open.c (dict_open3), global/data_redirect.c, tlsmgr/tlsmgr.c tlsmgr_pre_init()
  */
 
 import { resolve } from 'node:path';
 import type { CacheType } from '../config/types.js';
 import { redisFile, type ClusterMembers } from '../cluster/members.js';
+import { asEffectiveUser } from '../master/eugid.js';
+import { dataRedirectMap } from '../master/redirect.js';
 import { FatalError } from '../util/errors.js';
 import type { OpenStore } from './caches.js';
 import { MemoryStore } from './stores/memory.js';
@@ -86,6 +92,8 @@ export interface StoreOpenerOptions {
   readonly euid?: number;
   /** The daemon's Redis groups, for redis: tables (without it, redis: is refused). */
   readonly members?: ClusterMembers;
+  /** $data_directory and the warning sink of data_redirect_map() (root only); without them nothing is redirected. */
+  readonly redirect?: { readonly dataDirectory: string; readonly warn: (msg: string) => void };
 }
 
 export function storeOpener(opts: StoreOpenerOptions): OpenStore {
@@ -100,15 +108,22 @@ export function storeOpener(opts: StoreOpenerOptions): OpenStore {
     }
     const k = storeKind(dict, param);
     if (k.kind === 'memory') return new MemoryStore();
-    const abs = resolve(k.file);
-    const other = files.get(abs);
-    if (other !== undefined) throw new FatalError(`do not use the same TLS cache file ${k.file} for ${other} and ${cacheType}`);
-    files.set(abs, cacheType);
     let owner = null;
     if ((opts.euid ?? process.geteuid?.()) === 0) {
       owner = opts.lookupUser(opts.mailOwner);
       if (owner === null) throw new FatalError(`unknown mail_owner user: ${opts.mailOwner}`);
     }
-    return SqliteStore.create(k.file, { owner });
+    let file = k.file;
+    const r = opts.redirect;
+    if (owner !== null && r !== undefined) {
+      // The suffix does not change the directory: redirect the table as Postfix names it.
+      const table = dataRedirectMap(dict, { ownerUid: owner.uid, mailOwner: opts.mailOwner, ...r });
+      file = table.slice(table.indexOf(':') + 1) + SQLITE_SUFFIX;
+    }
+    const abs = resolve(file);
+    const other = files.get(abs);
+    if (other !== undefined) throw new FatalError(`do not use the same TLS cache file ${file} for ${other} and ${cacheType}`);
+    files.set(abs, cacheType);
+    return asEffectiveUser(owner, () => SqliteStore.create(file, { owner }));
   };
 }

@@ -81,7 +81,7 @@ export async function openService(config: TlsmgrConfig, opts: ServiceOptions): P
   const sealer = Sealer.fresh(random);
   // redis: caches and shared ticket keys (cluster mode); -S stays local, like its caches.
   const cluster = new ClusterMembers({ clock: systemClock, warn: msgWarn, info: msgInfo, random, mailOwner: config.mailOwner });
-  const openStore = oneShot ? undefined : storeOpener({ mailOwner: config.mailOwner, lookupUser: () => owner, members: cluster });
+  const openStore = oneShot ? undefined : storeOpener({ mailOwner: config.mailOwner, lookupUser: () => owner, members: cluster, redirect: { dataDirectory: config.dataDirectory, warn: msgWarn } });
   let caches: CacheTable | undefined;
   let tickets: TicketKeySource;
   try {

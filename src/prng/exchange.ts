@@ -5,14 +5,13 @@
  *   ExchangeFile.open(name, opts): ExchangeFile        (before the privilege drop)
  *   exch.update(pool)     read, stir, write: 1024 bytes at offset 0 under an exclusive flock
  *   exch.removed(): boolean                            exch.close()
- *   dataRedirectFile(path, opts): string
  * DESCRIPTION
  *   tls_prng_exch_open() / tls_prng_exch_update() (spec 4.5):
  *   - open: O_RDWR|O_CREAT, mode 0600, no O_TRUNC, with the effective uid/gid (and the group
  *     list) switched to $mail_owner when running as root, as tlsmgr_pre_init() does around
  *     SAVE_AND_SET_EUGID: the file is created owned by mail_owner, and a mail_owner-writable
  *     directory cannot trick root into opening, say, a symlink to a system file. The name is
- *     first passed through data_redirect_file(): a parent directory that exists and is not
+ *     first passed through data_redirect_file() (master/redirect.ts): a parent directory that exists and is not
  *     owned by mail_owner sends the file to $data_directory (two warnings).
  *   - update: flock(LOCK_EX) (real flock(2) through fs-ext, so Postfix's own tlsmgr and this
  *     one exclude each other on a shared file), read up to 1024 bytes at offset 0 and, if any,
@@ -33,12 +32,12 @@
  *   tls/tls_prng_exch.c, global/data_redirect.c, util/set_eugid.c, util/myflock.c
  */
 
-import { constants, fstatSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname } from 'node:path';
 import { FatalError, strerror } from '../util/errors.js';
 import { closeQuietly } from './sources/source.js';
 import { asEffectiveUser, type UserIds } from '../master/eugid.js';
+import { dataRedirectFile } from '../master/redirect.js';
 import { sleepSync } from '../util/sleep.js';
 
 /** TLS_PRNG_EXCH_SIZE. */
@@ -69,22 +68,6 @@ export interface ExchangeOpenOptions {
   readonly lockTimeoutMs?: number;
   /** Test hook: runs with the lock held, right after the write. */
   readonly whileLocked?: () => void;
-}
-
-/** data_redirect_file(): keep $mail_owner's files in $mail_owner's directories. */
-export function dataRedirectFile(path: string, o: { ownerUid: number | null; mailOwner: string; dataDirectory: string; warn: (m: string) => void }): string {
-  if (o.ownerUid === null) return path;
-  const dir = dirname(path);
-  let uid: number;
-  try {
-    uid = statSync(dir).uid;
-  } catch {
-    return path;
-  }
-  if (uid === o.ownerUid) return path;
-  o.warn(`request to update file ${path} in non-${o.mailOwner} directory ${dir}`);
-  o.warn(`redirecting the request to ${o.mailOwner}-owned data_directory ${o.dataDirectory}`);
-  return `${o.dataDirectory}/${basename(path)}`;
 }
 
 export class ExchangeFile {

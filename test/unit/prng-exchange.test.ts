@@ -19,7 +19,8 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { FatalError } from '../../src/util/errors.js';
 import { lookupUser } from '../../src/master/passwd.js';
-import { dataRedirectFile, EXCH_SIZE, ExchangeFile, type ExchangePool } from '../../src/prng/exchange.js';
+import { EXCH_SIZE, ExchangeFile, type ExchangePool } from '../../src/prng/exchange.js';
+import { dataRedirectFile } from '../../src/master/redirect.js';
 
 /** dist/test/unit -> the repository root, where node_modules/fs-ext lives. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

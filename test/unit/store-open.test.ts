@@ -12,7 +12,7 @@
 
 import assert from 'node:assert/strict';
 import {
-  closeSync, existsSync, lstatSync, openSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, closeSync, existsSync, lstatSync, openSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,8 @@ import { T0 } from '../helpers/harness.js';
 import { scacheOver } from '../helpers/stores.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tlsmgr-open-'));
+// As root, $mail_owner (nobody) opens the files: it must be able to reach the directories.
+chmodSync(root, 0o711);
 after(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const freshDir = (): string => {
@@ -166,6 +168,7 @@ test('two cache types on one file (btree: and hash: of one path) are fatal', () 
 
 test('as root the files belong to $mail_owner (with the -wal and -shm SQLite creates)', { skip: !isRoot && 'needs root' }, () => {
   const dir = freshDir();
+  chownSync(dir, 65534, 65534);
   const open = storeOpener({ mailOwner: 'nobody', lookupUser: (u) => (u === 'nobody' ? { uid: 65534, gid: 65534 } : null) });
   const s = open('smtpd', `btree:${dir}/smtpd_scache`);
   try {
@@ -178,6 +181,44 @@ test('as root the files belong to $mail_owner (with the -wal and -shm SQLite cre
     s.close();
   }
   assert.throws(() => storeOpener({ mailOwner: 'nosuchuser', lookupUser: noUser, euid: 0 })('smtp', `btree:${dir}/x`), /^FatalError: unknown mail_owner user: nosuchuser$/);
+});
+
+test('as root SQLite opens the files as $mail_owner: a directory $mail_owner cannot write fails the start', { skip: !isRoot && 'needs root' }, () => {
+  const dir = freshDir(); // root's, 0755: root could create files here, nobody cannot
+  chmodSync(dir, 0o755);
+  const open = storeOpener({ mailOwner: 'nobody', lookupUser: (u) => (u === 'nobody' ? { uid: 65534, gid: 65534 } : null) });
+  assert.throws(() => open('smtpd', `btree:${dir}/smtpd_scache`), /permission denied/i);
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('as root a table in a directory not $mail_owner\'s is redirected to data_directory, with Postfix\'s two warnings', { skip: !isRoot && 'needs root' }, () => {
+  const dir = freshDir();
+  const data = freshDir();
+  chownSync(data, 65534, 65534);
+  const warnings: string[] = [];
+  const open = storeOpener({
+    mailOwner: 'nobody',
+    lookupUser: (u) => (u === 'nobody' ? { uid: 65534, gid: 65534 } : null),
+    redirect: { dataDirectory: data, warn: (m) => warnings.push(m) },
+  });
+  const s = open('smtpd', `btree:${dir}/smtpd_scache`);
+  try {
+    s.put('k', Buffer.from('v'), 1);
+    assert.deepEqual(readdirSync(dir), []);
+    const st = statSync(join(data, 'smtpd_scache.sqlite'));
+    assert.deepEqual([st.uid, st.gid], [65534, 65534]);
+  } finally {
+    s.close();
+  }
+  assert.deepEqual(warnings, [
+    `request to update table btree:${dir}/smtpd_scache in non-nobody directory ${dir}`,
+    `redirecting the request to nobody-owned data_directory ${data}`,
+  ]);
+  // A table in $mail_owner's directory stays where it is, without a word.
+  const kept = open('smtp', `hash:${data}/smtp_scache`);
+  kept.close();
+  assert.ok(existsSync(join(data, 'smtp_scache.sqlite')));
+  assert.equal(warnings.length, 2);
 });
 
 test('memory: needs no file and no owner', () => {

@@ -30,12 +30,12 @@
  *   One process per file (the flock). The file is not removed at close (Postfix leaves its
  *   file too); the next start removes it. A database that shrinks does not give pages back
  *   to the file system: the file stays at its high-water mark.
- *   create() works on `path` as written, with its caller's privileges (root, at a start as
- *   root). O_NOFOLLOW guards the last component of the file, and SQLite opens the -wal and
- *   -shm files with O_NOFOLLOW too; but a user who can write the directory can still put a
- *   hard link there as -wal or -shm between steps 2 and 4, which SQLite, as root, opens
- *   and gives to the file's owner. Postfix opens its cache as $mail_owner instead
- *   (set_eugid), after data_redirect_map(); see cache/open.ts LIMITS.
+ *   create() works on `path` as written, with its caller's privileges: cache/open.ts calls
+ *   it with $mail_owner's effective ids when running as root (as Postfix opens its cache
+ *   after set_eugid), so the files SQLite opens or creates by name (-wal, -shm) are opened
+ *   as $mail_owner, and a link planted in the directory gains nothing root could do.
+ *   O_NOFOLLOW guards the last component of the file; SQLite opens the -wal and -shm files
+ *   with O_NOFOLLOW too.
  *   XXX Two daemons started in the same instant on the same file can both pass step 1;
  *   the loser's database is then unlinked under it: it keeps working on a file nobody can
  *   see any more.
