@@ -262,16 +262,24 @@ function readAll(fd: number, path: string): Buffer {
   return buf.subarray(0, n);
 }
 
+/**
+ * A file that holds a secret may belong only to root, $mail_owner or the reading user:
+ * whoever owns it can choose the secret. Throws "<what> is owned by uid <n>: use chown ...".
+ */
+export function checkSecretOwner(path: string, uid: number, mailOwner: string | undefined, what: string): void {
+  const owner = mailOwner !== undefined && mailOwner !== '' ? lookupUser(mailOwner) : null;
+  const trusted = new Set([0, process.geteuid?.() ?? 0, ...(owner !== null ? [owner.uid] : [])]);
+  if (!trusted.has(uid)) {
+    const alt = mailOwner !== undefined && mailOwner !== '' ? ` (or chown ${mailOwner} ${path})` : '';
+    throw new FatalError(`${what} is owned by uid ${uid}: use chown root ${path}${alt}`);
+  }
+}
+
 /* checkSecretFile - owner and mode of a file that holds a password */
 function checkSecretFile(path: string, st: Stats, link: boolean, mailOwner: string | undefined): void {
   const what = `redis configuration file ${path} holds a password but`;
   if (link) throw new FatalError(`${what} is a symbolic link: name the file itself in the redis: table`);
-  const owner = mailOwner !== undefined && mailOwner !== '' ? lookupUser(mailOwner) : null;
-  const trusted = new Set([0, process.geteuid?.() ?? 0, ...(owner !== null ? [owner.uid] : [])]);
-  if (!trusted.has(st.uid)) {
-    const alt = mailOwner !== undefined && mailOwner !== '' ? ` (or chown ${mailOwner} ${path})` : '';
-    throw new FatalError(`${what} is owned by uid ${st.uid}: use chown root ${path}${alt}`);
-  }
+  checkSecretOwner(path, st.uid, mailOwner, what);
   const mode = st.mode & 0o7777;
   if ((mode & ~SECRET_MODE_MAX) !== 0) {
     throw new FatalError(`${what} has mode 0${mode.toString(8)}, more than 0${SECRET_MODE_MAX.toString(8)}: use chmod 640 (or chmod 600)`);

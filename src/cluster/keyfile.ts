@@ -2,7 +2,7 @@
  * NAME
  *   cluster/keyfile - the cluster key file: the secret every member of a group shares
  * SYNOPSIS
- *   readClusterKeys(path, random?): ClusterKeys
+ *   readClusterKeys(path, random?, opts?: { mailOwner? }): ClusterKeys
  *   parseClusterKeyBytes(bytes, where, random?): ClusterKeys
  *   parseClusterKeys(text, where, random?): ClusterKeys      (tests, tools)
  *   ClusterKeys.sealer       seals with the first key, opens records of any listed key
@@ -28,7 +28,8 @@
  *   At most 16 keys; ids 0..4294967295, each once; a file of at most 64 KiB. White space is
  *   ASCII (space, tab, CR, VT, FF); lines end at LF.
  * DIAGNOSTICS
- *   FatalError, naming the file: not a regular file, readable or writable by group or others
+ *   FatalError, naming the file: not a regular file, owned by a user other than root,
+ *   $mail_owner (opts.mailOwner) and the reading process's own, readable or writable by group or others
  *   (mode must be 0600 or 0400), larger than 64 KiB, no keys, more than 16 keys, a malformed
  *   line (by line number; key text is never echoed), an id over 4294967295, a repeated id.
  */
@@ -36,6 +37,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { FatalError } from '../util/errors.js';
+import { checkSecretOwner } from './config.js';
 import { Sealer, SEAL_KEY_LEN, type SealKey } from '../util/seal.js';
 
 export const MAX_CLUSTER_KEYS = 16;
@@ -155,7 +157,7 @@ export function parseClusterKeys(text: string, where: string, random?: (n: numbe
 }
 
 /** Read the key file; refuse one that group or others can read or write. */
-export function readClusterKeys(path: string, random: (n: number) => Buffer = randomBytes): ClusterKeys {
+export function readClusterKeys(path: string, random: (n: number) => Buffer = randomBytes, opts: { readonly mailOwner?: string } = {}): ClusterKeys {
   let fd: number;
   try {
     // No link followed, and a FIFO planted there cannot hang the start.
@@ -167,6 +169,7 @@ export function readClusterKeys(path: string, random: (n: number) => Buffer = ra
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new FatalError(`cluster key file ${path}: not a regular file`);
+    checkSecretOwner(path, st.uid, opts.mailOwner, `cluster key file ${path}`);
     if ((st.mode & 0o077) !== 0) {
       throw new FatalError(
         `cluster key file ${path}: mode 0${(st.mode & 0o777).toString(8)} gives access to group or others: use chmod 600`,

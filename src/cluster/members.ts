@@ -74,7 +74,7 @@ export class ClusterMembers {
     const config = readRedisConfig(file, this.deps.warn, { mailOwner: this.deps.mailOwner });
     let keys: ClusterKeys;
     try {
-      keys = readClusterKeys(config.keyFile, this.deps.random);
+      keys = readClusterKeys(config.keyFile, this.deps.random, { mailOwner: this.deps.mailOwner });
     } catch (err) {
       // key_file's value is in the message: a continuation line may have joined the password to it.
       if (err instanceof FatalError && config.password !== '') throw new FatalError(redact(err.message, config.password));

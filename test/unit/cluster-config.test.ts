@@ -11,7 +11,7 @@
  */
 
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, mock, test } from 'node:test';
@@ -224,6 +224,16 @@ test('key file modes: 0644 and 0640 refused, 0600 and 0400 accepted', () => {
   }
   fatal(() => readClusterKeys(join(dir, 'absent.key')), /^open cluster key file .*absent\.key: /);
   fatal(() => readClusterKeys(dir), /not a regular file/);
+});
+
+test('key file owner: root, $mail_owner or the reading user only; another user\'s is refused', { skip: process.geteuid?.() !== 0 && 'needs root' }, () => {
+  const p = join(dir, 'owned.key');
+  writeFileSync(p, `1 ${KEY1}\n`, { mode: 0o600 });
+  assert.equal(readClusterKeys(p).idKeys.length, 1);
+  chownSync(p, 65534, 65534);
+  fatal(() => readClusterKeys(p), /^cluster key file .*owned\.key is owned by uid 65534: use chown root .*owned\.key$/);
+  fatal(() => readClusterKeys(p, undefined, { mailOwner: 'postfix' }), /owned by uid 65534: use chown root .*owned\.key \(or chown postfix .*owned\.key\)$/);
+  assert.equal(readClusterKeys(p, undefined, { mailOwner: 'nobody' }).idKeys.length, 1, '$mail_owner may own it');
 });
 
 test('tlsmgr_tktkey_database: empty follows smtpd, none is local, junk is fatal', () => {
