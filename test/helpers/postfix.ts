@@ -508,7 +508,8 @@ async function startPostfixOnce(opts: StartPostfixOptions): Promise<PostfixInsta
     writeFileSync(join(configDir, 'master.cf'),
       masterCf(opts.tlsmgr, { address, resumePort, sinkPort, resumeService }, opts.tlsmgrVerbose ? ' -v' : ''));
 
-    const timeoutMs = opts.startTimeoutMs ?? 30_000;
+    // postfix-script checks every daemon_directory link: about 10 s idle, much more on a loaded machine.
+    const timeoutMs = opts.startTimeoutMs ?? 90_000;
     // `postfix start` runs `postfix check` (creates the queue tree and the
     // data directory) and then `master -w`, which returns once master is up.
     const env = { ...process.env, MAIL_CONFIG: configDir };

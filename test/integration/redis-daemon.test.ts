@@ -35,6 +35,8 @@ let db: string;
 let keyFile: string;
 let a: RunningDaemon;
 let b: RunningDaemon;
+/** Every daemon started, for after(). */
+const running: RunningDaemon[] = [];
 
 const mainCf = (): Record<string, string> => ({
   smtpd_tls_session_cache_database: db,
@@ -90,14 +92,17 @@ before(async () => {
   const files = writeClusterFiles(dir, redis, { via: 'tcp', timeout: `${CALL_MS}ms` });
   db = `redis:${files.cf}`;
   keyFile = files.keyFile;
-  [a, b] = await Promise.all([startDaemon({ mainCf: mainCf() }), startDaemon({ mainCf: mainCf() })]);
+  // Both started at once; if one fails, the other is still stopped by after() (else it keeps the test process alive).
+  const started = await Promise.allSettled([startDaemon({ mainCf: mainCf() }), startDaemon({ mainCf: mainCf() })]);
+  for (const r of started) if (r.status === 'fulfilled') running.push(r.value);
+  for (const r of started) if (r.status === 'rejected') throw r.reason;
+  [a, b] = running;
   assert.ok(await shared('start'), 'the daemons did not share through Redis within 6 s');
 });
 
 after(async () => {
   if (skip !== false) return;
-  await a?.stop();
-  await b?.stop();
+  for (const d of running) await d.stop();
   await redis.destroy();
   rmSync(dir, { recursive: true, force: true });
 });
