@@ -375,6 +375,12 @@ export function formatSideBySide(s: SideBySide): string {
   if (s.skipped) lines.push(`  NOTE: ${s.skipped}`);
   lines.push(''.padEnd(w0) + cols.map((c) => c.head.padStart(w)).join(''));
   for (const [label, f] of rows) lines.push(label.padEnd(w0) + cols.map((c) => f(c.f, c.ratio).padStart(w)).join(''));
+  // How far the rounds spread: (max - min) / median of requests/s, the run's own noise.
+  const spread = (t: TargetResult): string => {
+    const xs = t.runs.map((r) => r.requests_per_s);
+    return xs.length < 2 ? '' : `${((100 * (Math.max(...xs) - Math.min(...xs))) / median(xs)).toFixed(0)}%`;
+  };
+  lines.push('req/s range/median'.padEnd(w0) + s.targets.map((t) => spread(t).padStart(w)).join(''));
   const ops = OPS.filter((o) => s.targets.some((t) => t.median.latency_us[o][0] !== 0));
   if (ops.length > 1) {
     const wl = 24;
