@@ -29,14 +29,18 @@ test('load generator runs a verified mixed load against the daemon', { timeout: 
   }
 });
 
-test('runLoad: a preload and a warm-up come before the measured run and stay out of its report', { timeout: 60000 }, async () => {
+test('runLoad: the preload comes before the measured run and stays out of its report; a warm-up runs too', { timeout: 60000 }, async () => {
   const d = await startDaemon();
   try {
     const mix = { seed: 0, update: 0, lookup_hit: 1, lookup_miss: 0, delete: 0 };
-    const r = await runLoad({ socket: d.socket, connections: 2, durationMs: 300, warmupMs: 100, preload: 50, mix, pid: d.proc.pid });
+    // Lookups only and no warm-up: a connection with nothing preloaded would fall back to updates.
+    const r = await runLoad({ socket: d.socket, connections: 2, durationMs: 300, preload: 50, mix, pid: d.proc.pid });
     assert.equal(r.errors, 0, 'every lookup found its preloaded session');
     assert.equal(r.ops.update.count, 0, 'the preload updates are not in the report');
     assert.ok(r.ops.lookup_hit.count > 0);
+    const w = await runLoad({ socket: d.socket, connections: 2, durationMs: 200, warmupMs: 100, preload: 10, mix });
+    assert.equal(w.errors, 0);
+    assert.equal(w.ops.update.count, 0);
   } finally {
     await d.stop();
   }
