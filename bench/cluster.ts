@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { redisAvailability, startRedis, writeClusterFiles } from '../test/helpers/redis.js';
-import { formatSideBySide, runSideBySide, type Target } from './compare.js';
+import { formatHeader, formatSideBySide, runSideBySide, type Target } from './compare.js';
 import { startDaemon } from './daemon.js';
 
 const { values } = parseArgs({
@@ -66,6 +66,7 @@ try {
     durationMs: Number(values.seconds) * 1000,
     rounds: Number(values.rounds),
     warmupMs: Number(values.warmup) * 1000,
+    fresh: true,
     log,
   });
   const [emb, red] = s.targets;
@@ -73,7 +74,7 @@ try {
   if (values.json) {
     console.log(JSON.stringify({ ...s, redis_via: via, redis_over_embedded: ratio }, null, 2));
   } else {
-    console.log(formatSideBySide(s));
+    console.log(`${formatHeader()}\n${formatSideBySide(s)}`);
     console.log(`redis over ${via}: ${(ratio * 100).toFixed(1)}% of the embedded store's requests/s`);
   }
 } finally {
