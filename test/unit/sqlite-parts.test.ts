@@ -258,6 +258,38 @@ test('turn: a write that fails alone (a constraint) leaves the turn open; the en
   }
 });
 
+test('turn: the reads of one turn share one read transaction, ended at the end of the turn', async () => {
+  const u = turnOver();
+  const other = new Database(u.file);
+  try {
+    const small = Buffer.from('v');
+    other.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(1, small);
+    assert.deepEqual(u.turn.read(() => u.visible()), [1]);
+    assert.equal(u.db.inTransaction, true, 'the read opened the turn\'s transaction');
+    // Another connection writes meanwhile: this turn keeps reading the snapshot it began with.
+    other.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(2, small);
+    assert.deepEqual(u.turn.read(() => u.visible()), [1], 'one snapshot per turn');
+    await endOfTurn();
+    assert.equal(u.db.inTransaction, false, 'ended with the turn');
+    assert.deepEqual(u.turn.read(() => u.visible()), [1, 2], 'the next turn sees the other connection\'s write');
+    other.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(3, small);
+    // A write after the turn's reads leaves their snapshot, even though it is stale by now.
+    u.turn.write(() => u.ins.run(4, small), () => u.ins.run(4, small));
+    assert.deepEqual(u.turn.read(() => u.visible()), [1, 2, 3, 4], 'the turn sees its own writes');
+    assert.deepEqual(u.committed(), [1, 2, 3], 'others see them at the end of the turn');
+    await endOfTurn();
+    assert.equal(u.db.inTransaction, false);
+    assert.deepEqual(u.turn.read(() => u.visible()), [1, 2, 3, 4]);
+    await endOfTurn();
+    assert.equal(u.db.inTransaction, false, 'a turn of reads only ends its transaction too');
+    assert.deepEqual(u.committed(), [1, 2, 3, 4]);
+    assert.equal(u.lost.n, 0);
+  } finally {
+    other.close();
+    u.done();
+  }
+});
+
 test('turn: errors that are not SQLite\'s pass through unchanged; read() translates SQLite\'s', () => {
   const u = turnOver();
   try {
