@@ -49,6 +49,8 @@ export class HotRecords {
   private end = 0;
   /** Where the next row is written. */
   private head = 0;
+  /** The end of the part of the ring ever written (the rest was never touched). */
+  private used = 0;
 
   constructor(private readonly maxBytes: number) {
     this.maxSlots = Math.max(FIRST_SLOTS, 2 ** Math.floor(Math.log2(Math.max(1, maxBytes / 16))));
@@ -85,6 +87,7 @@ export class HotRecords {
     this.starts[id & this.mask] = at;
     this.end = id + 1;
     this.head = at + size;
+    if (this.head > this.used) this.used = this.head;
   }
 
   /** The record of row id when it is held under key k; null: held under another key; undefined: not held. */
@@ -112,7 +115,7 @@ export class HotRecords {
 
   /* clear - forget every row and zero the ring */
   clear(): void {
-    this.ring.fill(0);
+    this.ring.fill(0, 0, this.used); // not the pages never written: they would cost memory
     this.starts.fill(-1);
     this.first = this.end;
     this.head = 0;
