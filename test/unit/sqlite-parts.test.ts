@@ -23,6 +23,7 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { StoreError } from '../../src/cache/store.js';
 import { DatabaseFile } from '../../src/cache/stores/sqlite/file.js';
+import { HotRecords } from '../../src/cache/stores/sqlite/hot.js';
 import { KeyIndex } from '../../src/cache/stores/sqlite/key-index.js';
 import { TurnTransaction } from '../../src/cache/stores/sqlite/turn.js';
 import { FatalError } from '../../src/util/errors.js';
@@ -74,6 +75,65 @@ test('key index: the hash is fixed for one index and keyed per index', () => {
   assert.notDeepEqual(keys.map((k) => b.hash(k)), ha, 'another index, other hashes');
   assert.notEqual(a.hash(Buffer.from('k\x00', 'latin1')), a.hash(Buffer.from('k\x01', 'latin1')));
   assert.notEqual(a.hash(Buffer.alloc(0)), a.hash(Buffer.alloc(1)));
+});
+
+// ---- HotRecords ----
+
+const bytesOf = (s: string): Buffer => Buffer.from(s, 'latin1');
+const show = (b: Buffer | null | undefined): string | null | undefined => (b === null || b === undefined ? b : b.toString('latin1'));
+
+test('hot records: a held row by id and key; another key is null, an id not held undefined', () => {
+  const h = new HotRecords(1024);
+  h.add(3, bytesOf('k3'), bytesOf('record three'));
+  h.add(5, bytesOf('k5'), bytesOf('record five'));
+  assert.equal(show(h.get(3, bytesOf('k3'))), 'record three');
+  assert.equal(show(h.get(5, bytesOf('k5'))), 'record five');
+  assert.equal(h.get(3, bytesOf('k5')), null, 'a collision: the row is not this key\'s');
+  assert.equal(h.get(3, bytesOf('k33')), null);
+  assert.equal(h.get(4, bytesOf('k4')), undefined, 'an id skipped is not held');
+  assert.equal(h.get(2, bytesOf('k2')), undefined);
+  assert.equal(h.get(6, bytesOf('k6')), undefined);
+  assert.throws(() => h.add(5, bytesOf('k'), bytesOf('v')), RangeError, 'ids in increasing order only');
+  h.remove(3);
+  assert.equal(h.get(3, bytesOf('k3')), undefined);
+  assert.equal(show(h.get(5, bytesOf('k5'))), 'record five');
+  h.clear();
+  assert.equal(h.get(5, bytesOf('k5')), undefined);
+  h.add(6, bytesOf('k6'), bytesOf('six'));
+  assert.equal(show(h.get(6, bytesOf('k6'))), 'six', 'usable after clear()');
+});
+
+test('hot records: the newest rows take the room of the oldest, around the ring; big rows are not held', () => {
+  const h = new HotRecords(256);
+  const row = (i: number): Buffer => Buffer.alloc(40 + (i % 7), i); // 4 + 2 + 40..46 bytes a row
+  const key = (i: number): Buffer => bytesOf(String(i % 100).padStart(2, '0'));
+  for (let i = 1; i <= 400; i++) {
+    h.add(i, key(i), row(i));
+    // Every row still held is exact, and the ones held are the newest ones, without a gap.
+    let oldest = i;
+    while (oldest > 1 && h.get(oldest - 1, key(oldest - 1)) !== undefined) oldest--;
+    for (let j = oldest; j <= i; j++) assert.ok(h.get(j, key(j))?.equals(row(j)), `row ${j} after ${i}`);
+    for (let j = Math.max(1, oldest - 10); j < oldest; j++) assert.equal(h.get(j, key(j)), undefined, `row ${j} after ${i}`);
+    assert.ok(i - oldest + 1 >= Math.min(i, 4), `at least 4 rows held after ${i}`);
+    assert.ok((i - oldest + 1) * 50 <= 256, `at most what fits after ${i}`);
+  }
+  h.add(401, key(1), Buffer.alloc(61)); // 4 + 2 + 61 > 256 / 4
+  assert.equal(h.get(401, key(1)), undefined, 'a row over a quarter of the ring is not held');
+  assert.ok(h.get(400, key(400))?.equals(row(400)), 'nor does it push others out');
+});
+
+test('hot records: remove() and clear() zero the bytes they forget', () => {
+  const h = new HotRecords(1024);
+  h.add(1, bytesOf('a'), Buffer.alloc(50, 0xaa));
+  h.add(2, bytesOf('b'), Buffer.alloc(50, 0xbb));
+  const view = h.get(1, bytesOf('a'));
+  assert.ok(view);
+  h.remove(1);
+  assert.ok(view.every((x) => x === 0), 'the removed record is zeroed');
+  const other = h.get(2, bytesOf('b'));
+  assert.ok(other);
+  h.clear();
+  assert.ok(other.every((x) => x === 0), 'cleared records are zeroed');
 });
 
 // ---- TurnTransaction ----
@@ -254,6 +314,38 @@ test('turn: a write that fails alone (a constraint) leaves the turn open; the en
     assert.deepEqual(u.committed(), [1]);
     assert.equal(u.lost.n, 0);
   } finally {
+    u.done();
+  }
+});
+
+test('turn: the reads of one turn share one read transaction, ended at the end of the turn', async () => {
+  const u = turnOver();
+  const other = new Database(u.file);
+  try {
+    const small = Buffer.from('v');
+    other.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(1, small);
+    assert.deepEqual(u.turn.read(() => u.visible()), [1]);
+    assert.equal(u.db.inTransaction, true, 'the read opened the turn\'s transaction');
+    // Another connection writes meanwhile: this turn keeps reading the snapshot it began with.
+    other.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(2, small);
+    assert.deepEqual(u.turn.read(() => u.visible()), [1], 'one snapshot per turn');
+    await endOfTurn();
+    assert.equal(u.db.inTransaction, false, 'ended with the turn');
+    assert.deepEqual(u.turn.read(() => u.visible()), [1, 2], 'the next turn sees the other connection\'s write');
+    other.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(3, small);
+    // A write after the turn's reads leaves their snapshot, even though it is stale by now.
+    u.turn.write(() => u.ins.run(4, small), () => u.ins.run(4, small));
+    assert.deepEqual(u.turn.read(() => u.visible()), [1, 2, 3, 4], 'the turn sees its own writes');
+    assert.deepEqual(u.committed(), [1, 2, 3], 'others see them at the end of the turn');
+    await endOfTurn();
+    assert.equal(u.db.inTransaction, false);
+    assert.deepEqual(u.turn.read(() => u.visible()), [1, 2, 3, 4]);
+    await endOfTurn();
+    assert.equal(u.db.inTransaction, false, 'a turn of reads only ends its transaction too');
+    assert.deepEqual(u.committed(), [1, 2, 3, 4]);
+    assert.equal(u.lost.n, 0);
+  } finally {
+    other.close();
     u.done();
   }
 });

@@ -92,3 +92,48 @@ test('a failed end-of-turn commit: the turn is lost, counts come from the table,
     s.close();
   }
 });
+
+/** Count the lookup statement's runs (the store's prepared SELECT of one row). */
+function countTableReads(s: SqliteStore): { n: number } {
+  const stmt = (s as unknown as { getStmt: { get: (...a: unknown[]) => unknown } }).getStmt;
+  const get = stmt.get.bind(stmt);
+  const count = { n: 0 };
+  stmt.get = (...a: unknown[]) => {
+    count.n++;
+    return get(...a);
+  };
+  return count;
+}
+
+test('the latest writes are looked up in memory, older ones in the table; both give the same records', async () => {
+  const file = freshFile();
+  const s = SqliteStore.create(file);
+  try {
+    const reads = countTableReads(s);
+    // 160 records of 60,000 bytes: more than the 8 MiB held, so the first ones are read from the table.
+    const big = (i: number): Buffer => Buffer.alloc(60_000, i + 1);
+    for (let i = 0; i < 160; i++) s.put(`big${i}`, big(i), i);
+    s.put('small', rec('latest'), 20);
+    await endOfTurn();
+    assert.equal(s.get('small')?.toString('latin1'), 'latest');
+    assert.ok(s.get('big159')?.equals(big(159)));
+    assert.equal(reads.n, 0, 'the latest writes: no statement');
+    assert.ok(s.get('big0')?.equals(big(0)), 'an older row comes from the table');
+    assert.equal(reads.n, 1);
+    assert.equal(s.get('absent'), undefined);
+    assert.equal(reads.n, 1, 'a key the index does not know: no statement either');
+    // Deleted, replaced and swept rows are gone from memory as from the table.
+    assert.equal(s.delete('small'), true);
+    assert.equal(s.get('small'), undefined);
+    s.put('big159', rec('replaced'), 200);
+    assert.equal(s.get('big159')?.toString('latin1'), 'replaced');
+    assert.equal(s.sweep(160, 1000), 159, 'big0..big158 are below the cutoff');
+    assert.deepEqual(['big0', 'big100', 'big158'].map((k) => s.get(k)), [undefined, undefined, undefined]);
+    assert.equal(s.get('big159')?.toString('latin1'), 'replaced');
+    assert.equal(reads.n, 1);
+    await endOfTurn();
+    assert.deepEqual(keysInFile(file), ['big159']);
+  } finally {
+    s.close();
+  }
+});

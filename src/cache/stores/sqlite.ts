@@ -6,12 +6,13 @@
  *   SIDE_FILES, SqliteStoreOptions
  * DESCRIPTION
  *   The default store behind btree:, hash:, lmdb:, sdbm:, dbm: (cache/open.ts). It composes
- *   three parts, each in its own file under sqlite/:
+ *   four parts, each in its own file under sqlite/:
  *   - file.ts: the file, created fresh at every start (old file, -wal, -shm and -journal
  *     removed; a symbolic link removed, not followed), mode 0600, given to `owner`, under an
  *     exclusive flock(2) for the life of the store (a second store on it is refused), opened
  *     with WAL and synchronous=OFF; closed last;
  *   - key-index.ts: where each key's row is, in memory (a keyed hash -> row id(s));
+ *   - hot.ts: the key and sealed record of the latest writes (HOT_BYTES), in memory;
  *   - turn.ts: the writes of one event-loop turn in one transaction, committed at the end of
  *     the turn (close() commits first), replayed when SQLite rolls it back.
  *   Table scache_v3 (the schema version is in its name): id INTEGER PRIMARY KEY (write
@@ -19,36 +20,43 @@
  *   cache_id bytes), stamp INTEGER (update time), v BLOB (the sealed record), and no other
  *   index. Every statement that finds a row through the key index checks the key too (WHERE
  *   id = ? AND k = ?), so a hash collision costs a probe, never a wrong answer. A lookup or
- *   delete of an absent key runs no statement; a lookup is one rowid probe; put() appends
+ *   delete of an absent key runs no statement; a lookup of a row among the latest writes
+ *   runs none either (hot.ts checks the key too), of an older one it is one rowid probe
+ *   (inside the turn's transaction, sqlite/turn.ts); put() appends
  *   one row; delete() removes one. sweep() reads the oldest rows in write order and removes
  *   the leading ones whose stamp is below the cutoff (one DELETE of an id range): its cost
  *   is the rows it removes. As in the memory store, a record written under a clock that
  *   stepped back sits later than its stamp says; later sweeps find it once the records in
  *   front of it go, and lookups check expiry themselves (cache/scache.ts).
- *   Every statement is prepared once. Entry count, bytes and the key index are kept in memory
- *   (the table starts empty and only this process writes it); when SQLite rolled back
- *   writes already counted (turn.ts), they are read again from the table.
+ *   Every statement is prepared once. Entry count, bytes, the key index and the latest
+ *   records are kept in memory (the table starts empty and only this process writes it);
+ *   when SQLite rolled back writes already counted (turn.ts), they are read again from the
+ *   table and the latest records are forgotten.
  *   Operators may read the file with sqlite3(1) while the daemon runs (WAL readers do not
  *   block it); records are sealed (util/seal.ts) with a key that exists only in the
  *   daemon's memory. Freed pages therefore hold only ciphertext, which is why SQLite's
  *   secure_delete (which would double the writes) is not used.
  * LIMITS
  *   One process per file; the file stays at its high-water mark and is left at exit (see
- *   sqlite/file.ts). The key index costs about 30-60 bytes per entry. A crash loses at most
- *   the writes of one turn (the cache starts empty anyway).
+ *   sqlite/file.ts). The key index costs about 30-60 bytes per entry; the latest records
+ *   up to HOT_BYTES (8 MiB) more, touched as writes reach them. A crash loses at most the
+ *   writes of one turn (the cache starts empty anyway). Rows changed in the file by another
+ *   program (sqlite3(1) writing instead of reading) are not seen by lookups of rows held
+ *   in memory, as they are already not seen by the key index and counters.
  * DIAGNOSTICS
  *   create() throws FatalError: "open database <file>: <reason>", "<file>: unable to get
  *   exclusive lock: ...", "cannot remove <file>: <reason>" (sqlite/file.ts). Later engine
  *   failures (disk full, I/O errors) are thrown as StoreError "<file>: <SQLite code>:
  *   <message>"; one at the end-of-turn commit is thrown by the next call (sqlite/turn.ts).
  * SEE ALSO
- *   cache/stores/sqlite/{file,key-index,turn}.ts, cache/store.ts, util/dict_db.c,
+ *   cache/stores/sqlite/{file,hot,key-index,turn}.ts, cache/store.ts, util/dict_db.c,
  *   tls/tls_scache.c tls_scache_open()
  */
 
 import type Database from 'better-sqlite3';
 import type { SessionStore } from '../store.js';
 import { DatabaseFile, openError, type FileOwner } from './sqlite/file.js';
+import { HotRecords } from './sqlite/hot.js';
 import { KeyIndex } from './sqlite/key-index.js';
 import { TurnTransaction } from './sqlite/turn.js';
 
@@ -70,6 +78,12 @@ CREATE TABLE scache_v3 (
 
 type Stmt = Database.Statement<unknown[], unknown>;
 
+/**
+ * Bytes of the latest rows (key and sealed record) kept in memory for lookups. 20,000
+ * sessions of 200 bytes take 7 MB; the pages are touched only as writes reach them.
+ */
+const HOT_BYTES = 8 * 1024 * 1024;
+
 export class SqliteStore implements SessionStore {
   readonly file: string;
   private readonly db: Database.Database;
@@ -85,6 +99,8 @@ export class SqliteStore implements SessionStore {
   /** The id of the next put(): write order (the table starts empty). */
   private nextId = 1;
   private readonly index = new KeyIndex();
+  /** The latest writes, served without a statement (sqlite/hot.ts). */
+  private readonly hot = new HotRecords(HOT_BYTES);
   /** The key bytes of a lookup, reused (see scratchKey). */
   private scratch = Buffer.allocUnsafeSlow(512);
   private closed = false;
@@ -116,14 +132,18 @@ export class SqliteStore implements SessionStore {
     const k = this.scratchKey(key);
     const ids = this.index.ids(this.index.hash(k));
     if (ids === undefined) return undefined;
-    return this.turn.read(() => {
-      if (typeof ids === 'number') return this.getStmt.get(ids, k) as Buffer | undefined;
-      for (const id of ids) {
-        const v = this.getStmt.get(id, k) as Buffer | undefined;
-        if (v !== undefined) return v;
-      }
-      return undefined;
-    });
+    if (typeof ids === 'number') {
+      const held = this.hot.get(ids, k);
+      if (held !== undefined) return held ?? undefined;
+      return this.turn.read(() => this.getStmt.get(ids, k) as Buffer | undefined);
+    }
+    for (const id of ids) {
+      const held = this.hot.get(id, k);
+      if (held === null) continue;
+      const v = held ?? this.turn.read(() => this.getStmt.get(id, k) as Buffer | undefined);
+      if (v !== undefined) return v;
+    }
+    return undefined;
   }
 
   put(key: string, record: Buffer, stamp: number): void {
@@ -137,6 +157,7 @@ export class SqliteStore implements SessionStore {
       () => this.putStmt.run(id, k, stamp, record),
     );
     this.index.add(h, id);
+    this.hot.add(id, k, record);
     this.count++;
     this.total += k.length + record.length;
   }
@@ -161,6 +182,7 @@ export class SqliteStore implements SessionStore {
     );
     for (const [id, k, bytes] of gone) {
       this.index.remove(this.index.hash(k), id);
+      this.hot.remove(id);
       this.total -= bytes;
     }
     this.count -= gone.length;
@@ -179,6 +201,7 @@ export class SqliteStore implements SessionStore {
       );
       if (old !== undefined) {
         this.index.remove(h, id);
+        this.hot.remove(id);
         this.count--;
         this.total -= old;
         return true;
@@ -219,11 +242,13 @@ export class SqliteStore implements SessionStore {
       this.count = 0;
       this.total = 0;
       this.index.clear();
+      this.hot.clear();
     }
   }
 
   /* recount - counters and key index from the table, after SQLite rolled back writes already counted */
   private readonly recount = (): void => {
+    this.hot.clear();
     try {
       const rows = this.rowsStmt.all() as [number, Buffer, number][];
       this.index.clear();

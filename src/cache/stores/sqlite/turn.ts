@@ -21,9 +21,16 @@
  *   A commit that fails at the end of the turn is rolled back, lost() is called, and its
  *   StoreError is thrown by the next raiseDeferred() (once): the caller calls it first in
  *   every operation, so the failure reaches the request that comes next.
- *   read(fn) runs one engine call with the same translation of errors.
+ *   read(fn) runs one engine call with the same translation of errors, in the same
+ *   transaction: the reads of one turn share one snapshot (without it SQLite begins and
+ *   ends a read transaction, with its shared-memory lock calls, for every statement: 1.6
+ *   fcntl(2) per lookup). A transaction a read began is ended before the turn's first
+ *   write begins its own, as a stale snapshot cannot be written from (SQLITE_BUSY_SNAPSHOT,
+ *   when sqlite3(1) wrote meanwhile). Holding a snapshot for one turn keeps a checkpoint
+ *   run by another connection from passing it for that long; ours runs at the commit.
  * LIMITS
- *   One TurnTransaction per connection, and nothing else may BEGIN or COMMIT on it. redo
+ *   One TurnTransaction per connection, and nothing else may BEGIN or COMMIT on it. Reads
+ *   of one turn do not see what another connection commits during that turn. redo
  *   closures keep what they bind (keys, records) until the end of the turn. A turn whose
  *   writes all failed still commits its empty transaction at the end of the turn.
  *   After close(), write() and read() fail as the closed database makes them fail.
@@ -46,6 +53,8 @@ export class TurnTransaction {
   private readonly rollbackStmt: Stmt;
   /** A setImmediate() is pending to commit the writes of this turn. */
   private commitPending = false;
+  /** The open transaction was begun by a read and has seen no write yet. */
+  private readOnly = false;
   /** The writes of the open transaction, to apply again if SQLite rolls it all back. */
   private writes: (() => unknown)[] = [];
   /** A deferred commit that failed, thrown by the next raiseDeferred(). */
@@ -66,9 +75,13 @@ export class TurnTransaction {
     this.rollbackStmt = db.prepare('ROLLBACK');
   }
 
-  /* read - one engine call; SQLite failures become StoreError naming the file */
+  /* read - one engine call, in the transaction of this turn; SQLite failures become StoreError naming the file */
   read<T>(fn: () => T): T {
     try {
+      if (!this.db.inTransaction) {
+        this.begin();
+        this.readOnly = true;
+      }
       return fn();
     } catch (err) {
       throw this.storeError(err);
@@ -79,19 +92,28 @@ export class TurnTransaction {
   write<T>(fn: () => T, redo: () => unknown): T {
     this.raiseDeferred();
     try {
-      if (!this.db.inTransaction) {
-        this.beginStmt.run();
-        if (!this.commitPending) {
-          this.commitPending = true;
-          setImmediate(this.commitTurn);
-        }
+      if (this.readOnly) {
+        // A read snapshot cannot become a write transaction once another connection
+        // (sqlite3(1)) has written after it began (SQLITE_BUSY_SNAPSHOT): end it first.
+        this.readOnly = false;
+        if (this.db.inTransaction) this.commitStmt.run();
       }
+      if (!this.db.inTransaction) this.begin();
       const result = fn();
       this.writes.push(redo);
       return result;
     } catch (err) {
       if (err instanceof Database.SqliteError && !this.closed && !this.db.inTransaction) this.replay();
       throw this.storeError(err);
+    }
+  }
+
+  /* begin - open the transaction of this turn; its commit runs at the end of the turn */
+  private begin(): void {
+    this.beginStmt.run();
+    if (!this.commitPending) {
+      this.commitPending = true;
+      setImmediate(this.commitTurn);
     }
   }
 
@@ -135,6 +157,7 @@ export class TurnTransaction {
   /* commitTurn - end of the turn: commit its writes; a failure is reported by the next call */
   private readonly commitTurn = (): void => {
     this.commitPending = false;
+    this.readOnly = false;
     const writes = this.writes;
     this.writes = [];
     if (this.closed || !this.db.inTransaction || writes.length === 0) {
