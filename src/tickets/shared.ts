@@ -210,6 +210,8 @@ export class SharedTicketKeys implements TicketKeySource {
   private floor = 0;
   /** A valid generation value was read (or written) at least once. */
   private genKnown = false;
+  /** Counts the changes of generation or floor applied here (a read sent before one is stale). */
+  private changes = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly limited: WarnLimiter;
 
@@ -341,6 +343,7 @@ export class SharedTicketKeys implements TicketKeySource {
     const revoked = next.floor > this.floor;
     const rotated = next.gen > this.gen;
     if (!revoked && !rotated) return;
+    this.changes++;
     this.gen = next.gen;
     this.floor = next.floor;
     for (const [id, k] of this.slots) {
@@ -358,6 +361,7 @@ export class SharedTicketKeys implements TicketKeySource {
 
   /* readGeneration - GETRANGE the generation (bounded), parse it strictly, apply a newer one */
   private async readGeneration(): Promise<void> {
+    const changes = this.changes;
     let rec: Buffer;
     try {
       rec = await this.opts.link.run('tktkey', (r) => r.getrangeBuffer(this.genKey, 0, MAX_GEN_RECORD));
@@ -366,7 +370,7 @@ export class SharedTicketKeys implements TicketKeySource {
     }
     const keeping = this.genKnown ? `keeping generation ${this.gen}` : 'using local keys';
     if (rec.length === 0) {
-      if (this.gen > 0) {
+      if (this.gen > 0 && this.changes === changes) {
         // Redis lost its data (a restart without persistence): put ours back for the others.
         this.limited.warn('gen', `redis ${this.source}: ticket key generation missing -- writing generation ${this.gen} back`);
         const value = `${this.gen} ${this.floor}`;
@@ -385,6 +389,8 @@ export class SharedTicketKeys implements TicketKeySource {
       return;
     }
     if (got.gen < this.gen || got.floor < this.floor) {
+      // This member's own rotate or revoke landed while the read was on its way: not news.
+      if (this.changes !== changes) return;
       this.limited.warn('gen', `redis ${this.source}: ticket key generation: went back to ${got.gen} (floor ${got.floor}) -- ${keeping}`);
       return;
     }
