@@ -5,7 +5,8 @@
  * SYNOPSIS
  *   const link = RedisLink.open(config, deps)
  *   await link.run(op, (redis) => redis.getrangeBuffer(key, 0, max)) throws RemoteError
- *   link.ready  link.counters  link.statsLine()  link.close()
+ *   link.ready  link.closed  link.counters  link.statsLine()  link.close()
+ *   link.onReady(listener)            called each time the connection is (again) ready
  * DESCRIPTION
  *   smtpd and smtp wait for tlsmgr synchronously, so Redis must never hold a request up:
  *   - a call made while the connection is not ready fails at once (no offline queue);
@@ -17,7 +18,10 @@
  *   Every failure is counted and reported to the caller as a RemoteError, which then falls
  *   back (a miss, a dropped update, a local ticket key): `fallbacks` counts those. One
  *   warning per kind (unavailable, timeout, error) per minute at most; an info line when the
- *   connection is ready again after a failure.
+ *   connection is ready again after a failure. onReady() listeners run on every 'ready' (the
+ *   first connection and each reconnection), so that a user can re-read state it may have
+ *   missed while the connection was down (tickets/shared.ts re-reads the ticket key
+ *   generation).
  *   The client library is ioredis: in a sequential GET/SET test with 32 concurrent callers
  *   on one connection it did 114-126k operations/s against node-redis's 55-57k, p99 0.6-1.8
  *   ms against 11.6-12.3 ms (bench/redis-clients.ts); it also has Sentinel and Cluster
@@ -49,9 +53,10 @@ import { redact, type RedisConfig } from './config.js';
  * keyed hashes, in unrelated slots (cache/stores/redis.ts, RedisStore.del). Values are read
  * with GETRANGE up to the longest acceptable record, never GET: a reply is read whole into
  * memory (even after the call timed out) before any length check could refuse it, and
- * whoever can write to Redis can store 512 MB under a key.
+ * whoever can write to Redis can store 512 MB under a key. EVAL runs only scripts that name
+ * one key (tickets/shared.ts: the ticket key generation) and answer a short string.
  */
-export type RedisClient = Pick<Redis, 'getrangeBuffer' | 'set' | 'del' | 'pexpire' | 'scan' | 'unlink'>;
+export type RedisClient = Pick<Redis, 'getrangeBuffer' | 'set' | 'del' | 'pexpire' | 'scan' | 'unlink' | 'eval'>;
 
 /** Timeouts in a row after which the connection is dropped and made again. */
 export const TIMEOUTS_BEFORE_RESET = 3;
@@ -164,7 +169,8 @@ export class RedisLink {
   private timeoutsInARow = 0;
   private inFlight = 0;
   private failedSinceReady = false;
-  private closed = false;
+  private isClosed = false;
+  private readonly readyListeners: Array<() => void> = [];
 
   private constructor(
     readonly config: RedisConfig,
@@ -177,6 +183,7 @@ export class RedisLink {
       if (this.failedSinceReady) this.deps.info?.(`redis ${this.config.source}: connection ready again -- sharing resumes`);
       this.failedSinceReady = false;
       this.timeoutsInARow = 0;
+      for (const l of this.readyListeners) l();
     });
   }
 
@@ -186,7 +193,17 @@ export class RedisLink {
   }
 
   get ready(): boolean {
-    return !this.closed && this.client.status === 'ready';
+    return !this.isClosed && this.client.status === 'ready';
+  }
+
+  /** close() was called: no call will ever be made again. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Call `listener` each time the connection becomes ready (first connection and reconnections). */
+  onReady(listener: () => void): void {
+    this.readyListeners.push(listener);
   }
 
   /** Redis Cluster: a command may only name keys of one hash slot. */
@@ -213,7 +230,7 @@ export class RedisLink {
         done = true;
         this.inFlight--;
         this.counters.timeouts++;
-        if (++this.timeoutsInARow >= TIMEOUTS_BEFORE_RESET && !this.closed) {
+        if (++this.timeoutsInARow >= TIMEOUTS_BEFORE_RESET && !this.isClosed) {
           this.timeoutsInARow = 0;
           this.client.disconnect(true); // a hung server: drop its queue and connect again
         }
@@ -247,8 +264,8 @@ export class RedisLink {
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     this.client.disconnect(false);
   }
 
@@ -259,7 +276,7 @@ export class RedisLink {
   }
 
   private failed(kind: RemoteError['kind'], text: string): void {
-    if (this.closed) return;
+    if (this.isClosed) return;
     this.failedSinceReady = true;
     this.limited.warn(kind, `redis ${this.config.source}: ${text} -- serving without Redis`);
   }

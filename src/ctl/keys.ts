@@ -14,13 +14,16 @@
  *   keep using it until they exit (Postfix's smtpd caches it); `postfix reload` after a
  *   revoke makes every smtpd start afresh.
  *   Both print the ticket keys' state afterwards (count, current key's times).
- * LIMITS
- *   Ticket keys shared through Redis (tlsmgr_tktkey_database) are refused: a slot key is
- *   the group's and every member remembers it (tickets/shared.ts).
+ *   Ticket keys shared through Redis (tlsmgr_tktkey_database) are rotated or revoked for
+ *   the whole group, whichever member is asked: the group's generation goes up by one, and
+ *   every member drops the keys it no longer may use (and its local fallback keys on a
+ *   revoke) within a second (tickets/shared.ts); "... for the Redis group (generation N;
+ *   every member follows within a second)". `postfix reload` is then needed on every host.
  * DIAGNOSTICS
  *   "tlsmgr-ctl: fatal: tlsmgr: <reason>" and exit status 1 when the daemon refuses (ticket
- *   keys disabled with smtpd_tls_session_cache_timeout = 0, shared keys), or cannot be
- *   reached (ctl/control.ts).
+ *   keys disabled with smtpd_tls_session_cache_timeout = 0 for rotate), Redis does not take
+ *   the group's new generation ("keys revoke: redis <file>: <reason>: the Redis group's
+ *   ticket keys are unchanged ..."), or the daemon cannot be reached (ctl/control.ts).
  * SEE ALSO
  *   tickets/keys.ts, daemon/control-answers.ts, ctl/status.ts
  */
@@ -37,7 +40,10 @@ export const keysCommand: CtlCommand = {
   async run(args, ctx) {
     const action = args.operands[0] === 'revoke' ? 'revoke' : 'rotate';
     const reply = await askDaemon(controlPathFor(ctx.configDir), { cmd: 'keys', action });
-    ctx.io.out(action === 'rotate' ? 'ticket keys rotated' : 'ticket keys revoked');
+    const t = reply.ticketKeys;
+    const gen = typeof t === 'object' && t !== null && 'generation' in t && typeof t.generation === 'number' ? t.generation : null;
+    const group = gen === null ? '' : ` for the Redis group (generation ${gen}; every member follows within a second)`;
+    ctx.io.out(`${action === 'rotate' ? 'ticket keys rotated' : 'ticket keys revoked'}${group}`);
     ctx.io.out(ticketKeysLine(reply.ticketKeys));
     return 0;
   },

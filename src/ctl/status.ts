@@ -10,9 +10,10 @@
  *     are documented in daemon/control-answers.ts; times are Unix seconds);
  *   - else human-readable lines: version, pid, mode, uptime; per cache type its database,
  *     timeout, entries, bytes, limits and counters (lookups = hits + misses; updates);
- *     the ticket keys (count, the current key's age and how long it still encrypts and
- *     decrypts); the PRNG (source, last reseed, exchange file and its last save); each
- *     Redis connection (connected, round trips, errors, timeouts, fallbacks).
+ *     the ticket keys (count, the Redis group's generation when shared, the current key's
+ *     age and how long it still encrypts and decrypts); the PRNG (source, last reseed,
+ *     exchange file and its last save); each Redis connection (connected, round trips,
+ *     errors, timeouts, fallbacks).
  *   No cache_id, session, key or seed byte is ever part of the reply.
  * DIAGNOSTICS
  *   The daemon cannot be reached or refuses: "tlsmgr-ctl: fatal: ..." and exit status 1
@@ -53,7 +54,8 @@ function when(v: unknown, now: number): string {
 export function ticketKeysLine(v: unknown): string {
   const t = obj(v);
   if (t.enabled === false) return 'ticket keys: disabled (smtpd_tls_session_cache_timeout = 0)';
-  const where = t.shared === true ? 'shared through Redis' : 'local';
+  const gen = typeof t.generation === 'number' ? `, generation ${t.generation}` : '';
+  const where = t.shared === true ? `shared through Redis${gen}` : 'local';
   const cur = obj(t.current);
   const current = t.current === null || t.current === undefined
     ? 'no current key (one is made on the next request)'

@@ -18,7 +18,8 @@
  *   shared (redis:), its entries and bytes (-1: a shared cache's are the group's), limits
  *   and counters (cache/stats.ts: hits + misses are the lookups, stores the updates); the
  *   ticket keys' count and the current key's age and seconds left to encrypt and decrypt
- *   (tickets/keys.ts info()); the PRNG's source and the times of the last reseed and
+ *   (tickets/keys.ts info()), and for shared keys the Redis group's generation (null before
+ *   it was read); the PRNG's source and the times of the last reseed and
  *   exchange-file save (prng/manager.ts info(); Unix seconds, null: never since start);
  *   each Redis connection's state and counters (cluster/members.ts links()). Times are
  *   Unix seconds.
@@ -27,8 +28,11 @@
  *   with "cluster":true, and the request is refused otherwise, before any cache is touched.
  *   keys rotate: a new current ticket key now, the old one decrypts until it expires;
  *   keys revoke: every ticket key dropped, no ticket issued before resumes (tickets/keys.ts).
- *   Both are refused for ticket keys shared through Redis (tickets/shared.ts).
- *   flush and keys are logged ("control: ...") with what they did.
+ *   With ticket keys shared through Redis both are group-wide (tickets/shared.ts): the
+ *   group's generation is raised, every member follows within a second, and ticketKeys
+ *   then also carries "generation"; they fail when Redis does not take the change.
+ *   flush and keys are logged ("control: ...") with what they did (for shared keys, "of the
+ *   Redis group (generation N)").
  * SECURITY
  *   No reply carries a cache_id, a session, a ticket key (not even its name) or PRNG bytes:
  *   only configuration, counters and times.
@@ -214,20 +218,19 @@ async function flush(d: DaemonControl, target: unknown, cluster: unknown): Promi
   return { ok: true, flushed };
 }
 
-function keys(d: DaemonControl, action: unknown): { ok: true; ticketKeys: TicketKeyInfo } {
+async function keys(d: DaemonControl, action: unknown): Promise<{ ok: true; ticketKeys: TicketKeyInfo }> {
   const now = systemClock.now();
   const timeout = d.service.caches.timeout('smtpd');
   const tickets = d.service.tickets;
-  if (action === 'rotate') {
-    tickets.rotate(now, timeout);
-    msgInfo('control: keys rotate: new current session ticket key; the previous one decrypts until it expires');
-  } else if (action === 'revoke') {
-    tickets.revoke();
-    msgInfo('control: keys revoke: every session ticket key dropped');
-  } else {
-    throw new Refused('keys: action must be rotate or revoke');
-  }
-  return { ok: true, ticketKeys: ticketInfo(d, now) };
+  if (action !== 'rotate' && action !== 'revoke') throw new Refused('keys: action must be rotate or revoke');
+  if (action === 'rotate') await tickets.rotate(now, timeout);
+  else await tickets.revoke(now, timeout);
+  const info = ticketInfo(d, now);
+  const group = info.shared ? ` of the Redis group (generation ${String(info.generation)})` : '';
+  msgInfo(action === 'rotate'
+    ? `control: keys rotate: new current session ticket key${group}; the previous one decrypts until it expires`
+    : `control: keys revoke: every session ticket key${group} dropped`);
+  return { ok: true, ticketKeys: info };
 }
 
 /** answerControl - one request, parsed from JSON; never rejects. */
@@ -242,7 +245,7 @@ export async function answerControl(request: unknown, d: DaemonControl, about: D
       case 'flush':
         return await flush(d, request.cache, request.cluster);
       case 'keys':
-        return keys(d, request.action);
+        return await keys(d, request.action);
       default:
         throw new Refused(`unknown command ${request.cmd}`);
     }

@@ -95,7 +95,7 @@ export async function openService(config: TlsmgrConfig, opts: ServiceOptions): P
       statsLines: () => cluster.statsLines(),
     });
     const local = new TicketKeyRing(randomBytes);
-    tickets = oneShot ? local : openTicketKeys(config, local, { members: cluster, random, clock: systemClock, warn: msgWarn });
+    tickets = oneShot ? local : openTicketKeys(config, local, { members: cluster, random, clock: systemClock, warn: msgWarn, info: msgInfo });
   } catch (err) {
     caches?.close();
     cluster.close();

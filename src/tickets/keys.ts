@@ -55,6 +55,8 @@ export interface TicketKeyInfo {
   readonly count: number;
   /** The key smtpd encrypts with now; null when there is none (one is made on the next request). */
   readonly current: { readonly age: number; readonly encryptFor: number; readonly decryptFor: number } | null;
+  /** Shared keys: the Redis group's generation (rotate and revoke raise it); null before it was read. */
+  readonly generation?: number | null;
 }
 
 export class TicketKeyRing {

@@ -11,7 +11,8 @@
  *     none            local keys only.
  *   Shared keys (tickets/shared.ts) use the connection and cluster key of the file's member
  *   (cluster/members.ts), the same as the caches that name it, and fall back to `fallback`,
- *   the local ring, which is also the source when nothing is shared.
+ *   the local ring, which is also the source when nothing is shared. deps.info gets the
+ *   lines of a rotate or revoke made by another member of the group.
  * DIAGNOSTICS
  *   FatalError for another tlsmgr_tktkey_database value, and those of ClusterMembers.member().
  */
@@ -29,6 +30,8 @@ export interface TicketKeysDeps {
   readonly random: (n: number) => Buffer;
   readonly clock: Clock;
   readonly warn: (msg: string) => void;
+  /** Where a rotate or revoke made by another member of the group is reported. */
+  readonly info?: (msg: string) => void;
 }
 
 export function openTicketKeys(config: TlsmgrConfig, fallback: TicketKeyRing, deps: TicketKeysDeps): TicketKeySource {
@@ -50,5 +53,6 @@ export function openTicketKeys(config: TlsmgrConfig, fallback: TicketKeyRing, de
     fallback,
     clock: deps.clock,
     warn: deps.warn,
+    info: deps.info,
   });
 }
