@@ -6,6 +6,7 @@
  *   ring.key(keyname: Buffer | null, now: number, timeout: number): TicketKeyResult
  *   ring.clear()
  *   ring.info(now, timeout): TicketKeyInfo      ring.rotate(now, timeout)      ring.revoke()
+ *   ring.created                                keys made since start (for the metrics)
  * DESCRIPTION
  *   tls_scache_key() and tls_scache_key_rotate() with tlsmgr_key() (spec 2.8). With
  *   half = floor(timeout / 2), timeout being the sanitised smtpd cache timeout:
@@ -59,6 +60,7 @@ export interface TicketKeyInfo {
 
 export class TicketKeyRing {
   private readonly slots: Array<TicketKey | null> = [null, null];
+  private made = 0;
 
   /** @param random returns n cryptographically random bytes */
   constructor(private readonly random: (n: number) => Buffer) {}
@@ -104,6 +106,11 @@ export class TicketKeyRing {
     this.clear();
   }
 
+  /** Keys made since start: by key() and rotate(). */
+  get created(): number {
+    return this.made;
+  }
+
   info(now: number, timeout: number): TicketKeyInfo {
     const half = Math.floor(timeout / 2);
     const live = this.slots.filter((k): k is TicketKey => k !== null && k.tout + half > now);
@@ -115,6 +122,7 @@ export class TicketKeyRing {
   }
 
   private create(tout: number): TicketKey {
+    this.made++;
     return { record: newTicketKey(this.random, tout), tout };
   }
 
