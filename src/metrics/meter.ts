@@ -26,9 +26,9 @@
  *     answered with the current key counts as "current", with an older key still decrypting
  *     as "previous", a name not found as "unknown" (timeout 0, keys disabled: not counted).
  *     The current key is the one this daemon last handed out for encryption (a lookup
- *     without a name); before any such lookup, and after rotate or revoke, a key that may
- *     still encrypt (tout > now) is taken as current. Its name is kept for the comparison
- *     only, never shown, and wiped on revoke.
+ *     without a name) or made current by rotate; before any such lookup, and after revoke,
+ *     a key that may still encrypt (tout > now) is taken as current. Its name is kept for
+ *     the comparison only, never shown, and wiped on revoke.
  *   DURATION_BUCKETS, seconds: 10 us, 25 us, 50 us, 100 us, 250 us, 500 us, 1 ms, 2.5 ms,
  *   5 ms, 10 ms, 25 ms, 50 ms, 100 ms, 250 ms, 500 ms, 1 s (and +Inf): a local request takes
  *   a few microseconds to tens of microseconds, a Redis round trip a fraction of a
@@ -193,6 +193,9 @@ export class MeteredTicketKeys implements TicketKeySource {
   rotate(now: number, timeout: number): void {
     this.source.rotate(now, timeout);
     this.forget();
+    // The new key is current now (a source that can rotate has it at hand: no key is made).
+    const r = this.source.key(null, now, timeout);
+    if (!(r instanceof Promise)) this.remember(r);
   }
 
   revoke(): void {
@@ -205,6 +208,15 @@ export class MeteredTicketKeys implements TicketKeySource {
     this.currentName.fill(0);
   }
 
+  /* remember - the key handed out for encryption, by name */
+  private remember(r: TicketKeyResult): void {
+    if (r.status !== 'ok') return;
+    const record = r.key.record;
+    if (this.known && record.compare(this.currentName, 0, TICKET.NAMELEN, 0, TICKET.NAMELEN) === 0) return;
+    record.copy(this.currentName, 0, 0, TICKET.NAMELEN);
+    this.known = true;
+  }
+
   private count(keyname: Buffer | null, r: TicketKeyResult, now: number): TicketKeyResult {
     const m = this.meter;
     if (r.status === 'nokey') {
@@ -213,10 +225,7 @@ export class MeteredTicketKeys implements TicketKeySource {
       const record = r.key.record;
       if (keyname === null || keyname.length === 0) {
         m.ticketCurrent++;
-        if (!this.known || record.compare(this.currentName, 0, TICKET.NAMELEN, 0, TICKET.NAMELEN) !== 0) {
-          record.copy(this.currentName, 0, 0, TICKET.NAMELEN);
-          this.known = true;
-        }
+        this.remember(r);
       } else if (this.known ? record.compare(this.currentName, 0, TICKET.NAMELEN, 0, TICKET.NAMELEN) === 0 : r.key.tout > now) {
         m.ticketCurrent++;
       } else {

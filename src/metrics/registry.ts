@@ -56,7 +56,8 @@ export const METRIC_PREFIX = 'postfix_tlsmgr_';
 
 /** What the metrics are read from: the service's parts. */
 export interface MetricSources {
-  readonly caches: CacheTable;
+  /** The caches' counters and sizes (cache/caches.ts). */
+  readonly caches: Pick<CacheTable, 'stats'>;
   readonly meter: ServiceMeter;
   /** Ticket keys created by this daemon's own ring. */
   readonly ticketKeysCreated: () => number;
