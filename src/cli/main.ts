@@ -17,8 +17,9 @@
  *     logs to stderr, drops to $mail_owner when root, exits 0 on SIGTERM or SIGINT, re-reads
  *     main.cf on SIGHUP;
  *   - `-S`: one request from stdin, the reply on stdout, no greeting (spec 5.5).
- *   Its parts: the log tag (follows a reloaded syslog_name) and the control socket
- *   (daemon/control.ts, $queue_directory/private/tlsmgr-control; not for -S).
+ *   Its parts: the log tag (follows a reloaded syslog_name), the control socket
+ *   (daemon/control.ts, $queue_directory/private/tlsmgr-control; not for -S) and, with
+ *   tlsmgr_metrics_listen, the HTTP listener for GET /metrics (daemon/metrics-http.ts).
  *   $mail_owner is looked up once, here (master/passwd checkMailOwner()), and passed down.
  * DIAGNOSTICS
  *   Configuration and startup errors: "fatal: ..." on the log, exit status 1.
@@ -33,6 +34,7 @@ import type { TlsmgrConfig } from '../config/types.js';
 import { controlPart } from '../daemon/control.js';
 import { Daemon } from '../daemon/daemon.js';
 import { MasterListeners, StandaloneListeners, StdioListeners } from '../daemon/listeners.js';
+import { metricsPart } from '../daemon/metrics-http.js';
 import type { DaemonPart } from '../daemon/part.js';
 import { getLogTag, msgFatal, msgWarn, setLogSink, setLogTag, setVerbose, stderrSink, type LogSink } from '../log/msg.js';
 import { openPostlogSink, openSyslogSink, teeSink, type RawTarget } from '../log/syslog.js';
@@ -130,7 +132,7 @@ export async function main(argv: readonly string[], env: MainEnv, progName = 'tl
     chroot: opts.chroot,
     logTargets: targets,
     reread: () => loadConfig(loadOptions).config,
-    parts: [logTag, controlPart()],
+    parts: [logTag, controlPart(), metricsPart()],
   }).start();
 }
 

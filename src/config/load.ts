@@ -38,7 +38,7 @@
  *   "malformed compatibility level syntax: \"<v>\"" (global/compat_level.c),
  *   "file <dir>/main.cf: parameter syslog_facility: unrecognized value: <v>"
  *   (global/mail_params.c), the macro errors of config/expand.ts and the value errors of
- *   config/units.ts. Warnings (duplicate entries, macro syntax, a setting in the wrong file,
+ *   config/units.ts, "tlsmgr_metrics_listen = <v>: use host:port ..." (parseListenAddress). Warnings (duplicate entries, macro syntax, a setting in the wrong file,
  *   tlsmgr.cf's owner and mode) go to opts.warn.
  * SEE ALSO
  *   master/multi_server.c (multi_server_main), global/mail_conf.c, global/mail_params.c
@@ -46,7 +46,7 @@
  */
 
 import { FatalError } from '../util/errors.js';
-import { CACHE_TYPES, type CacheParams, type CacheType, type TlsmgrConfig } from './types.js';
+import { CACHE_TYPES, type CacheParams, type CacheType, type ListenAddress, type TlsmgrConfig } from './types.js';
 import { dictEval } from './expand.js';
 import { readMainCf, splitNameVal } from './maincf.js';
 import { mergeTlsmgrCf, readTlsmgrCf } from './tlsmgrcf.js';
@@ -122,6 +122,7 @@ export const DEFAULTS = Object.freeze({
   lmtp_tls_session_cache_max_entry_size: 65536,
   tlsmgr_syslog_socket: '/dev/log',
   tlsmgr_tktkey_database: '',
+  tlsmgr_metrics_listen: '',
 });
 
 /** MAX_SMTPD_TLS_SCACHETIME etc.: 100 days. */
@@ -181,6 +182,20 @@ class ConfTable {
     if (!this.dict.has(name)) this.dict.set(name, defval);
     return parseBool(name, this.lookupEval(name) ?? defval);
   }
+}
+
+/*
+ * parseListenAddress - "host:port" or "[ipv6]:port" (a port 1..65535, a host that is not
+ * empty); empty means none. A bad value is fatal, as Postfix's bad parameter values are.
+ */
+export function parseListenAddress(name: string, value: string): ListenAddress | null {
+  if (value === '') return null;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || !(port >= 1 && port <= 65535)) {
+    throw new FatalError(`${name} = ${value}: use host:port or [ipv6-address]:port with a port from 1 to 65535, e.g. 127.0.0.1:9155`);
+  }
+  return { host: m[1] ?? m[2], port };
 }
 
 export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
@@ -274,6 +289,7 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
   }
   const syslogPath = t.str('tlsmgr_syslog_socket', D.tlsmgr_syslog_socket, 1);
   const tktkeyDatabase = t.str('tlsmgr_tktkey_database', D.tlsmgr_tktkey_database);
+  const metricsListen = parseListenAddress('tlsmgr_metrics_listen', t.str('tlsmgr_metrics_listen', D.tlsmgr_metrics_listen));
 
   const cache = {} as Record<CacheType, CacheParams>;
   for (const ct of CACHE_TYPES) {
@@ -309,6 +325,7 @@ export function loadConfig(opts: LoadConfigOptions): LoadedConfig {
     statsInterval,
     syslogPath,
     tktkeyDatabase,
+    metricsListen,
   });
   return { config, lookup: (name) => t.lookupEval(name) };
 }

@@ -77,4 +77,15 @@ export interface TlsmgrConfig {
    * (default) = through smtpd's cache database when it is redis:, "redis:<file>", or "none".
    */
   readonly tktkeyDatabase: string;
+  /**
+   * tlsmgr_metrics_listen: where GET /metrics is served (daemon/metrics-http.ts), from
+   * "host:port" or "[ipv6]:port"; null (default, empty) = no HTTP listener.
+   */
+  readonly metricsListen: ListenAddress | null;
+}
+
+/** A TCP address to listen on: a host name or address (no brackets) and a port 1..65535. */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
 }

@@ -21,8 +21,8 @@
  *   cannot go on (CtlError, a configuration FatalError), or what the command reports.
  *   Exit status 0: done.
  * SEE ALSO
- *   ctl/args.ts, ctl/command.ts, ctl/install.ts, ctl/check.ts, ctl/status.ts, ctl/ping.ts,
- *   ctl/flush.ts, ctl/keys.ts (these four talk to the daemon: ctl/control.ts)
+ *   ctl/args.ts, ctl/command.ts, ctl/install.ts, ctl/check.ts, ctl/status.ts, ctl/metrics.ts,
+ *   ctl/ping.ts, ctl/flush.ts, ctl/keys.ts (these five talk to the daemon: ctl/control.ts)
  */
 
 import { resolve } from 'node:path';
@@ -33,6 +33,7 @@ import { CtlError, type CtlCommand, type CtlIo } from './command.js';
 import { flushCommand } from './flush.js';
 import { installCommand, uninstallCommand } from './install.js';
 import { keysCommand } from './keys.js';
+import { metricsCommand } from './metrics.js';
 import { pingCommand } from './ping.js';
 import { statusCommand } from './status.js';
 
@@ -41,7 +42,7 @@ export const DEFAULT_CONFIG_DIR = '/etc/postfix';
 
 /** Every subcommand, in the order the usage text lists them. */
 export const COMMANDS: readonly CtlCommand[] = [
-  installCommand, uninstallCommand, checkCommand, statusCommand, pingCommand, flushCommand, keysCommand,
+  installCommand, uninstallCommand, checkCommand, statusCommand, metricsCommand, pingCommand, flushCommand, keysCommand,
 ];
 
 const GLOBAL_USAGE = `usage: ${PROG} [-c config_dir] command [options]`;

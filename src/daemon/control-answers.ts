@@ -13,6 +13,8 @@
  *     {"cmd":"flush","cache":"smtpd|smtp|lmtp|all","cluster":false}
  *                                             -> {"ok":true,"flushed":[{"cache","removed"}]}
  *     {"cmd":"keys","action":"rotate|revoke"} -> {"ok":true, "ticketKeys": {...}}
+ *     {"cmd":"metrics"}                       -> {"ok":true, "contentType": "<type>",
+ *                                                 "text": "<Prometheus text exposition>"}
  *   Any failure is {"ok":false,"error":"<text>"}.
  *   status: per cache type its database and timeout, and for an enabled cache whether it is
  *   shared (redis:), its entries and bytes (-1: a shared cache's are the group's), limits
@@ -31,19 +33,23 @@
  *   With ticket keys shared through Redis both are group-wide (tickets/shared.ts): the
  *   group's generation is raised, every member follows within a second, and ticketKeys
  *   then also carries "generation"; they fail when Redis does not take the change.
+ *   metrics: every metric of metrics/registry.ts in the Prometheus text format (0.0.4),
+ *   the same text GET /metrics serves (daemon/metrics-http.ts).
  *   flush and keys are logged ("control: ...") with what they did (for shared keys, "of the
  *   Redis group (generation N)").
  * SECURITY
  *   No reply carries a cache_id, a session, a ticket key (not even its name) or PRNG bytes:
- *   only configuration, counters and times.
+ *   only configuration, counters and times (the metrics' labels are fixed names and Redis
+ *   configuration file names).
  * DIAGNOSTICS
  *   Errors (ok false): "request is not a JSON object", "unknown command <cmd>", "flush:
  *   cache must be one of smtpd, smtp, lmtp, all", "flush: the <type> TLS session cache is
  *   not enabled", "flush: the <type> TLS session cache <db> is shared by the Redis group --
  *   use --cluster to empty it for every member", "keys: action must be rotate or revoke",
+ *   "metrics: this daemon collects no metrics" (-S),
  *   and the message of what failed (made printable and cut).
  * SEE ALSO
- *   daemon/control.ts, ctl/status.ts, ctl/flush.ts, ctl/keys.ts
+ *   daemon/control.ts, ctl/status.ts, ctl/flush.ts, ctl/keys.ts, ctl/metrics.ts
  */
 
 import { CACHE_TYPES, type CacheType } from '../config/types.js';
@@ -66,7 +72,8 @@ export type ControlRequest =
   | { readonly cmd: 'ping' }
   | { readonly cmd: 'status' }
   | { readonly cmd: 'flush'; readonly cache: FlushTarget; readonly cluster?: boolean }
-  | { readonly cmd: 'keys'; readonly action: 'rotate' | 'revoke' };
+  | { readonly cmd: 'keys'; readonly action: 'rotate' | 'revoke' }
+  | { readonly cmd: 'metrics' };
 
 export const FLUSH_TARGETS = ['smtpd', 'smtp', 'lmtp', 'all'] as const;
 export type FlushTarget = (typeof FLUSH_TARGETS)[number];
@@ -117,9 +124,18 @@ export interface FlushReply {
   readonly flushed: readonly { readonly cache: CacheType; readonly removed: number }[];
 }
 
+export interface MetricsReply {
+  readonly ok: true;
+  /** The Content-Type of the text (prom-client's registry.contentType). */
+  readonly contentType: string;
+  /** The Prometheus text exposition. */
+  readonly text: string;
+}
+
 export type ControlReply =
   | StatusReply
   | FlushReply
+  | MetricsReply
   | { readonly ok: true; readonly ticketKeys?: TicketKeyInfo }
   | { readonly ok: false; readonly error: string };
 
@@ -233,6 +249,12 @@ async function keys(d: DaemonControl, action: unknown): Promise<{ ok: true; tick
   return { ok: true, ticketKeys: info };
 }
 
+async function metrics(d: DaemonControl): Promise<MetricsReply> {
+  const m = d.service.metrics;
+  if (m === undefined) throw new Refused('metrics: this daemon collects no metrics');
+  return { ok: true, contentType: m.contentType, text: await m.text() };
+}
+
 /** answerControl - one request, parsed from JSON; never rejects. */
 export async function answerControl(request: unknown, d: DaemonControl, about: DaemonAbout): Promise<ControlReply> {
   try {
@@ -246,6 +268,8 @@ export async function answerControl(request: unknown, d: DaemonControl, about: D
         return await flush(d, request.cache, request.cluster);
       case 'keys':
         return await keys(d, request.action);
+      case 'metrics':
+        return await metrics(d);
       default:
         throw new Refused(`unknown command ${request.cmd}`);
     }

@@ -17,7 +17,7 @@
  *   Protocol (JSON lines, UTF-8): the client writes one JSON object per line, ending in
  *   "\n"; the daemon answers each with one JSON object on one line, in order:
  *   {"ok":true,...} or {"ok":false,"error":"..."}. The commands and their replies are in
- *   daemon/control-answers.ts (ping, status, flush, keys). A connection may send many
+ *   daemon/control-answers.ts (ping, status, flush, keys, metrics). A connection may send many
  *   requests; the daemon closes it when the client does, after the last reply (a last
  *   request without its newline is answered too).
  * LIMITS

@@ -14,9 +14,15 @@
  *     through one Redis connection per file) and the ticket keys (shared through Redis when
  *     tlsmgr_tktkey_database says so, else a local ring);
  *   - the dispatcher and the connection context: input bounds, the stream name used in
- *     warnings, and one process-wide ConnectionGuard.
+ *     warnings, and one process-wide ConnectionGuard;
+ *   - the metrics (metrics/): the dispatcher, the seed function and the ticket keys count
+ *     into plain numbers (metrics/meter.ts) and a prom-client registry reads them and the
+ *     caches, the guard and the Redis links on demand (metrics/registry.ts). The registry,
+ *     with prom-client's process metrics, is made here, before the chroot, where
+ *     node_modules and /proc are still reachable.
  *   A one-shot run (-S) keeps its caches in memory and its ticket keys local: it never
- *   touches (and empties) the files of a daemon that may be running, nor a cluster.
+ *   touches (and empties) the files of a daemon that may be running, nor a cluster; it has
+ *   no metrics registry (nobody could ask it).
  *   The result is the daemon's first part (daemon/part.ts): postInit() starts the timers
  *   (PRNG reseed and exchange update first, then the cache sweep; -S: the PRNG only),
  *   reload() applies a re-read main.cf's live settings (daemon/reload.ts), beforeExit()
@@ -38,8 +44,9 @@ import type { TlsmgrConfig } from '../config/types.js';
 import { msgInfo, msgWarn } from '../log/msg.js';
 import type { UserIds } from '../master/passwd.js';
 import { PrngManager } from '../prng/manager.js';
+import { MeteredDispatcher, MeteredTicketKeys, ServiceMeter } from '../metrics/meter.js';
+import { TlsmgrMetrics } from '../metrics/registry.js';
 import type { ConnectionContext } from '../server/connection.js';
-import { Dispatcher } from '../server/dispatch.js';
 import { ConnectionGuard, type GuardLimits } from '../server/guard.js';
 import { TicketKeyRing } from '../tickets/keys.js';
 import { openTicketKeys } from '../tickets/open.js';
@@ -64,6 +71,10 @@ export interface Service {
   readonly tickets: TicketKeySource;
   readonly prng: PrngManager;
   readonly cluster: ClusterMembers;
+  /** The plain counters of the request path. */
+  readonly meter: ServiceMeter;
+  /** The Prometheus metrics (none for -S). */
+  readonly metrics: TlsmgrMetrics | undefined;
   /** Timers, after chroot and privilege drop (tlsmgr_post_init). */
   postInit(): Promise<void>;
   /** Apply the live settings of a re-read main.cf. */
@@ -82,7 +93,9 @@ export async function openService(config: TlsmgrConfig, opts: ServiceOptions): P
   // redis: caches and shared ticket keys (cluster mode); -S stays local, like its caches.
   const cluster = new ClusterMembers({ clock: systemClock, warn: msgWarn, info: msgInfo, random, mailOwner: config.mailOwner });
   const openStore = oneShot ? undefined : storeOpener({ mailOwner: config.mailOwner, lookupUser: () => owner, members: cluster, redirect: { dataDirectory: config.dataDirectory, warn: msgWarn } });
+  const meter = new ServiceMeter();
   let caches: CacheTable | undefined;
+  let local: TicketKeyRing;
   let tickets: TicketKeySource;
   try {
     caches = new CacheTable(config, {
@@ -94,14 +107,18 @@ export async function openService(config: TlsmgrConfig, opts: ServiceOptions): P
       sealer,
       statsLines: () => cluster.statsLines(),
     });
-    const local = new TicketKeyRing(randomBytes);
-    tickets = oneShot ? local : openTicketKeys(config, local, { members: cluster, random, clock: systemClock, warn: msgWarn, info: msgInfo });
+    local = new TicketKeyRing(randomBytes);
+    const source = oneShot ? local : openTicketKeys(config, local, { members: cluster, random, clock: systemClock, warn: msgWarn, info: msgInfo });
+    tickets = new MeteredTicketKeys(source, meter);
   } catch (err) {
     caches?.close();
     cluster.close();
     throw err;
   }
-  const dispatcher = new Dispatcher({ caches, tickets, seed: (n) => prng.seed(n), stir: () => prng.stir(), clock: systemClock, warn: msgWarn });
+  const dispatcher = new MeteredDispatcher(
+    { caches, tickets, seed: meter.countSeed((n) => prng.seed(n)), stir: () => prng.stir(), clock: systemClock, warn: msgWarn },
+    meter,
+  );
   // Objects the connections read on every request: a reload writes into them (reload.ts).
   const limits = { nameLimit: config.attrNameLimit, valueLimit: config.attrValueLimit, countLimit: config.attrCountLimit };
   const scan = { path: opts.streamName, cacheIdLimit: config.cacheIdLimit, sessionLimit: config.sessionLimit, warn: msgWarn };
@@ -111,18 +128,26 @@ export async function openService(config: TlsmgrConfig, opts: ServiceOptions): P
     requestDeadline: config.ipcTimeout,
   };
   const live: LiveSettings = { limits, scan, guard: guardLimits };
-  const ctx: ConnectionContext = {
-    dispatcher,
-    limits,
-    scan,
-    guard: new ConnectionGuard(guardLimits, { warn: msgWarn, where: opts.streamName }),
-  };
+  const guard = new ConnectionGuard(guardLimits, { warn: msgWarn, where: opts.streamName });
+  const ctx: ConnectionContext = { dispatcher, limits, scan, guard };
+  const ring = local;
+  const metrics = oneShot
+    ? undefined
+    : new TlsmgrMetrics({
+        caches,
+        meter,
+        ticketKeysCreated: () => ring.created,
+        connections: () => guard.open,
+        links: () => cluster.links(),
+      });
   return {
     ctx,
     caches,
     tickets,
     prng,
     cluster,
+    meter,
+    metrics,
     async postInit() {
       await prng.postInit();
       if (!oneShot) caches.startCleanup();

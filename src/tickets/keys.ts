@@ -6,6 +6,7 @@
  *   ring.key(keyname: Buffer | null, now: number, timeout: number): TicketKeyResult
  *   ring.clear()
  *   ring.info(now, timeout): TicketKeyInfo      ring.rotate(now, timeout)      ring.revoke()
+ *   ring.created                                keys made since start (for the metrics)
  * DESCRIPTION
  *   tls_scache_key() and tls_scache_key_rotate() with tlsmgr_key() (spec 2.8). With
  *   half = floor(timeout / 2), timeout being the sanitised smtpd cache timeout:
@@ -61,6 +62,7 @@ export interface TicketKeyInfo {
 
 export class TicketKeyRing {
   private readonly slots: Array<TicketKey | null> = [null, null];
+  private made = 0;
 
   /** @param random returns n cryptographically random bytes */
   constructor(private readonly random: (n: number) => Buffer) {}
@@ -106,6 +108,11 @@ export class TicketKeyRing {
     this.clear();
   }
 
+  /** Keys made since start: by key() and rotate(). */
+  get created(): number {
+    return this.made;
+  }
+
   info(now: number, timeout: number): TicketKeyInfo {
     const half = Math.floor(timeout / 2);
     const live = this.slots.filter((k): k is TicketKey => k !== null && k.tout + half > now);
@@ -117,6 +124,7 @@ export class TicketKeyRing {
   }
 
   private create(tout: number): TicketKey {
+    this.made++;
     return { record: newTicketKey(this.random, tout), tout };
   }
 

@@ -179,6 +179,7 @@ export function testConfig(over: TestConfigOptions = {}): TlsmgrConfig {
     daemonTimeout: 18000,
     syslogPath: '/dev/log',
     tktkeyDatabase: '',
+    metricsListen: null,
     cache: Object.freeze({ smtpd: row('smtpd', SMTPD_DB), smtp: row('smtp', ''), lmtp: row('lmtp', '') }),
     tlsRandomSource: 'dev:/dev/urandom',
     tlsRandomBytes: 32,

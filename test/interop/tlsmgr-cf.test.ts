@@ -98,7 +98,7 @@ function defineSuite(): void {
       assert.deepEqual([...main.keys()].filter(isExtensionName), [], 'main.cf holds only Postfix parameters');
       const tlsmgrCf = parseMainCf(readFileSync(join(i.configDir, 'tlsmgr.cf'), 'utf8'), 'tlsmgr.cf');
       assert.deepEqual([...tlsmgrCf.keys()], EXTENSIONS);
-      assert.equal(EXTENSIONS.length, 19);
+      assert.equal(EXTENSIONS.length, 20);
       const st = statSync(join(i.configDir, 'tlsmgr.cf'));
       assert.equal(st.uid, 0);
       assert.equal(st.mode & 0o022, 0);

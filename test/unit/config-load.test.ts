@@ -81,6 +81,7 @@ test('defaults from an empty main.cf (postconf -d values)', () => {
     statsInterval: 3600,
     syslogPath: '/dev/log',
     tktkeyDatabase: '',
+    metricsListen: null,
   });
 });
 

@@ -58,7 +58,7 @@ test('isExtensionName: tlsmgr_* but tlsmgr_service_name, and the per-cache limit
     'smtpd_tls_session_cache_max_entries', 'smtp_tls_session_cache_max_entries', 'lmtp_tls_session_cache_max_entries',
     'smtpd_tls_session_cache_max_size', 'smtp_tls_session_cache_max_size', 'lmtp_tls_session_cache_max_size',
     'smtpd_tls_session_cache_max_entry_size', 'smtp_tls_session_cache_max_entry_size', 'lmtp_tls_session_cache_max_entry_size',
-    'tlsmgr_syslog_socket', 'tlsmgr_tktkey_database',
+    'tlsmgr_syslog_socket', 'tlsmgr_tktkey_database', 'tlsmgr_metrics_listen',
   ]);
 });
 

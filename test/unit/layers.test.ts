@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 const LAYERS: readonly (readonly string[])[] = [
   ['cli', 'ctl', 'client'],
   ['daemon'],
+  ['metrics'],
   ['server'],
   ['cache'],
   ['tickets'],
