@@ -39,7 +39,9 @@
  *       `status --json` read before and after each connection scenario, its counter deltas
  *       (lookups, hits, misses, updates of the smtpd and smtp caches) equal exactly the
  *       requests smtpd made, worked out from Postfix's behaviour (comments at the tests)
- *       and equal to the ones smtpd logged itself:
+ *       and equal to the ones smtpd logged itself (the counters are read through
+ *       COUNT_VIEWS, so that another view of them, such as a metrics exposition, is one more
+ *       entry there and is then held to the same numbers):
  *       TLS 1.2 session-id resumption (1 update, 1 hit) and TLS 1.3 ticket resumption
  *       (1 update) through ours (resume-scenarios.ts);
  *       flush smtpd: the TLS 1.2 id resumes right before (1 hit), misses after (1 miss, and
@@ -55,7 +57,10 @@
  *   cache or the npm registry. Without Postfix it is skipped with a loud message, except
  *   under CI=true where it fails. About 55-60 s on an otherwise idle 2-core machine (npm pack
  *   12 s, npm install -g 36 s: the native modules compiling, Postfix starting meanwhile),
- *   longer when other test files share the cores.
+ *   plus the steps run while ours serves (each tlsmgr-ctl call starts node; some 16 s
+ *   measured with other test runs sharing the cores), longer when other test files share them.
+ *   The counts hold for one client at a time: nothing else may connect to the resume
+ *   service or send mail through the instance while a step is measured.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -259,10 +264,13 @@ function defineSuite(): void {
     let tls12: StarttlsObservation | undefined;
     let tls13: StarttlsObservation | undefined;
 
+    /** The last `status --json` reply, whoever asked for it. */
+    let lastStatus: StatusReply | undefined;
     const status = async (): Promise<StatusReply> => {
       const r = await ctl('status', '--json');
       assert.equal(r.code, 0, show(r));
-      return JSON.parse(r.stdout) as StatusReply;
+      lastStatus = JSON.parse(r.stdout) as StatusReply;
+      return lastStatus;
     };
 
     /**
@@ -273,24 +281,39 @@ function defineSuite(): void {
       { name: 'status --json', read: async () => countsFromStatus(await status()) },
     ];
 
+    async function readViews(): Promise<Map<string, Counts>> {
+      const out = new Map<string, Counts>();
+      for (const v of COUNT_VIEWS) out.set(v.name, await v.read());
+      return out;
+    }
+
     interface Measured<T> {
       value: T;
-      /** Per view, after minus before. */
+      /** Per view, the counters after the scenario minus those before. */
       deltas: Map<string, Counts>;
     }
 
-    /** measured - run a scenario between two readings of every count view. */
-    async function measured<T>(scenario: () => Promise<T>): Promise<Measured<T>> {
-      const before = new Map<string, Counts>();
-      for (const v of COUNT_VIEWS) before.set(v.name, await v.read());
-      const value = await scenario();
-      const deltas = new Map<string, Counts>();
-      for (const v of COUNT_VIEWS) {
-        const b = before.get(v.name);
-        assert.ok(b);
-        deltas.set(v.name, countsDelta(b, await v.read()));
-      }
-      return { value, deltas };
+    /**
+     * counting - read every count view now; each step(scenario) runs a scenario and gives the
+     * deltas since the previous reading (one reading per step: what happens between two steps,
+     * a flush or a revoke, must not count, and is checked to count nothing).
+     */
+    async function counting(): Promise<{ step<T>(scenario: () => Promise<T>): Promise<Measured<T>> }> {
+      let previous = await readViews();
+      return {
+        async step<T>(scenario: () => Promise<T>): Promise<Measured<T>> {
+          const value = await scenario();
+          const now = await readViews();
+          const deltas = new Map<string, Counts>();
+          for (const [name, counts] of now) {
+            const b = previous.get(name);
+            assert.ok(b);
+            deltas.set(name, countsDelta(b, counts));
+          }
+          previous = now;
+          return { value, deltas };
+        },
+      };
     }
 
     /**
@@ -513,7 +536,7 @@ function defineSuite(): void {
     // do not count. Nothing here makes the smtp client connect, so the smtp cache stays at 0.
     test('TLS 1.2 session-id resumption through ours; status counts one update and one hit', async () => {
       const i = ready();
-      const m = await measured(() => runStarttlsResume(i, '1.2'));
+      const m = await (await counting()).step(() => runStarttlsResume(i, '1.2'));
       tls12 = m.value;
       assert.deepEqual(starttlsResumeProblems(m.value), [], `TLS 1.2 resumption through the installed tlsmgr:\n${m.value.log}`);
       // The first connection offers no id (no lookup) and makes a full handshake: 1 update.
@@ -531,7 +554,7 @@ function defineSuite(): void {
 
     test('TLS 1.3 ticket resumption through ours; status counts the one update of the full handshake', async () => {
       const i = ready();
-      const m = await measured(() => runStarttlsResume(i, '1.3'));
+      const m = await (await counting()).step(() => runStarttlsResume(i, '1.3'));
       tls13 = m.value;
       assert.deepEqual(starttlsResumeProblems(m.value), [], `TLS 1.3 resumption through the installed tlsmgr:\n${m.value.log}`);
       assertCounts(m, TLS13_FULL, m.value.log, 'TLS 1.3 resumption');
@@ -541,6 +564,7 @@ function defineSuite(): void {
     test('flush smtpd: a TLS 1.2 session id that resumed before the flush misses after it', async () => {
       const i = ready();
       assert.ok(tls12, 'the TLS 1.2 scenario ran');
+      const sessFile = tls12.sessionFile;
       const saved = /: save session (\S+) to smtpd cache$/m.exec(tls12.log.split('\n').filter((l) => l.includes(RESUME_TAG)).join('\n'));
       assert.ok(saved, tls12.log);
       const cacheId = saved[1];
@@ -548,25 +572,25 @@ function defineSuite(): void {
       const reloaded = `reloaded session ${cacheId} from smtpd cache`;
 
       // Negative control: right before the flush the stored id still resumes (a lookup hit).
-      const pre = await measured(() => offerSession(i, '1.2', tls12?.sessionFile ?? ''));
+      const c = await counting();
+      const pre = await c.step(() => offerSession(i, '1.2', sessFile));
       assert.ok(pre.value.result.reused, `before the flush the id resumes:\n${pre.value.result.output}`);
       assert.ok(pre.value.log.includes(reloaded), pre.value.log);
       assertCounts(pre, smtpdOnly({ lookups: 1, hits: 1 }), pre.value.log, 'the id offered before the flush');
 
-      const stored = (await status()).caches.smtpd.entries;
+      const stored = lastStatus?.caches.smtpd.entries;
       assert.ok(stored !== undefined && stored >= 1, `entries before the flush: ${String(stored)}`);
       const f = await ctl('flush', 'smtpd');
       assert.equal(f.code, 0, show(f));
       assert.equal(f.stdout, `flushed smtpd TLS session cache: ${stored} entries removed\n`, show(f));
 
       // After it: looked up, not found (a miss), a full handshake, whose new session is stored (update).
-      const post = await measured(() => offerSession(i, '1.2', tls12?.sessionFile ?? ''));
+      const post = await c.step(() => offerSession(i, '1.2', sessFile));
       assert.ok(!post.value.result.reused && /^New, TLSv1\.2,/m.test(post.value.result.output),
         `after the flush the id does not resume:\n${post.value.result.output}`);
       assert.ok(post.value.log.includes(lookedUp) && !post.value.log.includes(reloaded), post.value.log);
       assertCounts(post, smtpdOnly({ lookups: 1, misses: 1, updates: 1 }), post.value.log, 'the id offered after the flush');
-      const st = await status();
-      assert.equal(st.caches.smtpd.entries, 1, 'only the session made after the flush');
+      assert.equal(lastStatus?.caches.smtpd.entries, 1, 'only the session made after the flush');
       sameDaemon(i);
     });
 
@@ -581,17 +605,20 @@ function defineSuite(): void {
       assert.ok(tls13, 'the TLS 1.3 scenario ran');
       const ticket = tls13.sessionFile;
       // Negative control: right before the revoke the ticket still resumes.
-      const pre = await measured(() => offerSession(i, '1.3', ticket));
+      const c = await counting();
+      const pre = await c.step(() => offerSession(i, '1.3', ticket));
       assert.ok(pre.value.result.reused && pre.value.freshSmtpd, `before the revoke the ticket resumes:\n${pre.value.result.output}\n${pre.value.log}`);
       assertCounts(pre, TLS13_RESUMED, pre.value.log, 'the ticket offered before the revoke');
 
       const r = await ctl('keys', 'revoke');
       assert.equal(r.code, 0, show(r));
       assert.match(r.stdout, /^ticket keys revoked\n/, show(r));
-      const keys = (await status()).ticketKeys;
-      assert.deepEqual([keys.count, keys.current], [0, null], JSON.stringify(keys));
 
-      const old = await measured(() => offerSession(i, '1.3', ticket));
+      const old = await c.step(async () => {
+        const keys = (await status()).ticketKeys;
+        assert.deepEqual([keys.count, keys.current], [0, null], `no key left: ${JSON.stringify(keys)}`);
+        return offerSession(i, '1.3', ticket);
+      });
       assert.ok(old.value.freshSmtpd, `a fresh smtpd served the old ticket:\n${old.value.log}`);
       assert.ok(!old.value.result.reused && /^New, TLSv1\.3,/m.test(old.value.result.output),
         `after the revoke the old ticket does not resume:\n${old.value.result.output}`);
@@ -599,7 +626,7 @@ function defineSuite(): void {
       // Its key name unknown to ours, smtpd falls back to a full handshake and a new ticket.
       assertCounts(old, TLS13_FULL, old.value.log, 'the ticket offered after the revoke');
 
-      const fresh = await measured(() => runStarttlsResume(i, '1.3'));
+      const fresh = await c.step(() => runStarttlsResume(i, '1.3'));
       assert.deepEqual(starttlsResumeProblems(fresh.value), [], `a ticket issued after the revoke resumes:\n${fresh.value.log}`);
       assertCounts(fresh, TLS13_FULL, fresh.value.log, 'a ticket made and resumed after the revoke');
       sameDaemon(i);
