@@ -545,10 +545,12 @@ function defineSuite(): void {
       sameDaemon(i);
     });
 
-    // TLS 1.3: a full handshake ends with smtpd issuing a stateless ticket, and OpenSSL still
-    // calls the new-session callback for it (ssl_update_cache() does so for every TLS 1.3 server
-    // session, spec 6.5): 1 update, an entry never looked up. A resumed handshake (the ticket
-    // decrypted, still fresh) issues no ticket: no update. No session id is ever looked up.
+    // TLS 1.3: a full handshake ends with smtpd issuing a stateless ticket ("Issuing session
+    // ticket"), and OpenSSL calls the new-session callback for the session it sent (spec 6.5):
+    // 1 update, an entry never looked up. A resumed handshake (the ticket decrypted, its key
+    // still fresh, so smtpd's ticket callback asks for no renewal) sends no new ticket: no
+    // update. A TLS 1.3 server resumes only from the ticket (PSK) and never looks up the
+    // ClientHello's legacy session id: no lookup either way.
     const TLS13_FULL = smtpdOnly({ updates: 1 });
     const TLS13_RESUMED = smtpdOnly({});
 
