@@ -112,6 +112,8 @@ export interface StarttlsObservation {
   heldOpen: boolean;
   /** The first connection produced a session file and the second used it. */
   sessionFileUsed: boolean;
+  /** s_client's -sess_out file of the first connection (the session the second offered). */
+  sessionFile: string;
   /** smtpd pids serving the first and the second connection. */
   firstPid: number | undefined;
   secondPid: number | undefined;
@@ -154,7 +156,7 @@ export async function runStarttlsResume(inst: PostfixInstance, tls: '1.2' | '1.3
     { since: mark, timeoutMs: 10_000 }).catch(() => undefined);
   const log = inst.readMaillog(mark);
   const pids = connectPids(parseMaillog(log), RESUME_TAG);
-  return { tls, first: firstResult, second, heldOpen, sessionFileUsed, firstPid: pids[0], secondPid: pids[1], log };
+  return { tls, first: firstResult, second, heldOpen, sessionFileUsed, sessionFile: sessFile, firstPid: pids[0], secondPid: pids[1], log };
 }
 
 /** starttlsResumeProblems - missing evidence that the second connection resumed through tlsmgr. */
