@@ -39,9 +39,9 @@
  *       `status --json` read before and after each connection scenario, its counter deltas
  *       (lookups, hits, misses, updates of the smtpd and smtp caches) equal exactly the
  *       requests smtpd made, worked out from Postfix's behaviour (comments at the tests)
- *       and equal to the ones smtpd logged itself (the counters are read through
- *       COUNT_VIEWS, so that another view of them, such as a metrics exposition, is one more
- *       entry there and is then held to the same numbers):
+ *       and equal to the ones smtpd logged itself, and `tlsmgr-ctl metrics` (the
+ *       postfix_tlsmgr_cache_lookups_total and _updates_total samples) shows the same deltas
+ *       (both are COUNT_VIEWS):
  *       TLS 1.2 session-id resumption (1 update, 1 hit) and TLS 1.3 ticket resumption
  *       (1 update) through ours (resume-scenarios.ts);
  *       flush smtpd: the TLS 1.2 id resumes right before (1 hit), misses after (1 miss, and
@@ -143,6 +143,35 @@ function countsFromStatus(st: StatusReply): Counts {
       counts[name] = v;
     }
     out[type] = counts;
+  }
+  return out;
+}
+
+/**
+ * countsFromMetrics - the same counters from `tlsmgr-ctl metrics` (Prometheus text):
+ * lookups = hit + miss samples of postfix_tlsmgr_cache_lookups_total, updates =
+ * postfix_tlsmgr_cache_updates_total. Every sample must be there exactly once.
+ */
+function countsFromMetrics(text: string): Counts {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^(postfix_tlsmgr_cache_(?:lookups|updates)_total)\{([^}]*)\} (\S+)$/.exec(line);
+    if (m === null) continue;
+    const labels = m[2].split(',').sort().join(',');
+    const key = `${m[1]}{${labels}}`;
+    assert.ok(!samples.has(key), `metrics: ${key} twice`);
+    samples.set(key, Number(m[3]));
+  }
+  const sample = (key: string): number => {
+    const v = samples.get(key);
+    assert.ok(v !== undefined && Number.isSafeInteger(v) && v >= 0, `metrics: ${key} = ${String(v)}\n${text}`);
+    return v;
+  };
+  const out = {} as Counts;
+  for (const type of COUNTED) {
+    const hits = sample(`postfix_tlsmgr_cache_lookups_total{cache="${type}",result="hit"}`);
+    const misses = sample(`postfix_tlsmgr_cache_lookups_total{cache="${type}",result="miss"}`);
+    out[type] = { lookups: hits + misses, hits, misses, updates: sample(`postfix_tlsmgr_cache_updates_total{cache="${type}"}`) };
   }
   return out;
 }
@@ -274,11 +303,19 @@ function defineSuite(): void {
     };
 
     /**
-     * COUNT_VIEWS - every way the running daemon shows its counters. Each must show exactly the
-     * requests smtpd made; another view (a metrics exposition) is one more entry here.
+     * COUNT_VIEWS - every way the running daemon shows its counters: `status --json` and
+     * `tlsmgr-ctl metrics`. Each must show exactly the requests smtpd made.
      */
     const COUNT_VIEWS: readonly { readonly name: string; read(): Promise<Counts> }[] = [
       { name: 'status --json', read: async () => countsFromStatus(await status()) },
+      {
+        name: 'metrics',
+        read: async () => {
+          const r = await ctl('metrics');
+          assert.equal(r.code, 0, show(r));
+          return countsFromMetrics(r.stdout);
+        },
+      },
     ];
 
     async function readViews(): Promise<Map<string, Counts>> {
@@ -534,7 +571,7 @@ function defineSuite(): void {
     // (get_server_session_cb), and "update" when OpenSSL hands it a new session
     // (new_server_session_cb); TLS 1.3 tickets go through "tktkey", which the cache counters
     // do not count. Nothing here makes the smtp client connect, so the smtp cache stays at 0.
-    test('TLS 1.2 session-id resumption through ours; status counts one update and one hit', async () => {
+    test('TLS 1.2 session-id resumption through ours; status and metrics count one update and one hit', async () => {
       const i = ready();
       const m = await (await counting()).step(() => runStarttlsResume(i, '1.2'));
       tls12 = m.value;
@@ -554,7 +591,7 @@ function defineSuite(): void {
     const TLS13_FULL = smtpdOnly({ updates: 1 });
     const TLS13_RESUMED = smtpdOnly({});
 
-    test('TLS 1.3 ticket resumption through ours; status counts the one update of the full handshake', async () => {
+    test('TLS 1.3 ticket resumption through ours; status and metrics count the one update of the full handshake', async () => {
       const i = ready();
       const m = await (await counting()).step(() => runStarttlsResume(i, '1.3'));
       tls13 = m.value;
