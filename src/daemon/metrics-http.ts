@@ -32,8 +32,14 @@
  * DIAGNOSTICS
  *   A listener that cannot be opened is not fatal, as for the control socket: "warning:
  *   metrics listener <host>:<port>: <reason> -- GET /metrics is not served; tlsmgr-ctl
- *   metrics still is" (address in use, not an address of this host, a name that does not
- *   resolve), and the daemon serves Postfix without it: under master(8) a fatal error would
+ *   metrics still is" (not an address of this host, a name that does not resolve), and the
+ *   daemon serves Postfix without it. An address in use (the daemon before a `postfix
+ *   reload` may not have let go of it yet) is tried again every METRICS_BIND_RETRY_MS (1 s),
+ *   METRICS_BIND_RETRIES (30) times, on the address the name resolved to: "warning: ... --
+ *   trying again every second for 30 s; GET /metrics is not served meanwhile", then "metrics
+ *   listener <host>:<port>: bound after <n> retries", or the warning above. A port under
+ *   1024 cannot be bound again after the privilege drop (the last warning says EACCES).
+ *   Not fatal: under master(8) a fatal error would
  *   be a respawn loop for the sake of monitoring. A bad value of tlsmgr_metrics_listen is
  *   fatal at start (config/load.ts), as Postfix's bad parameter values are.
  *   A metrics text that cannot be made is a 500 and "warning: metrics listener: <reason>".
@@ -43,7 +49,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ListenAddress } from '../config/types.js';
-import { msgVerbose, msgWarn } from '../log/msg.js';
+import { msgInfo, msgVerbose, msgWarn } from '../log/msg.js';
 import type { TlsmgrMetrics } from '../metrics/registry.js';
 import { errorReason } from '../util/printable.js';
 import type { DaemonControl, DaemonPart } from './part.js';
@@ -54,6 +60,9 @@ export const METRICS_CONNECTION_LIMIT = 4;
 export const METRICS_HEADERS_TIMEOUT_MS = 5_000;
 export const METRICS_REQUEST_TIMEOUT_MS = 10_000;
 export const METRICS_KEEPALIVE_MS = 5_000;
+/** An address in use is tried again this often, this many times (the old daemon of a reload may hold it). */
+export const METRICS_BIND_RETRY_MS = 1_000;
+export const METRICS_BIND_RETRIES = 30;
 
 /** "host:port", "[v6]:port" */
 export function formatListenAddress(a: ListenAddress): string {
@@ -104,6 +113,40 @@ function listen(server: Server, at: ListenAddress): Promise<void> {
   });
 }
 
+/*
+ * bindLater - try `at` again every second, METRICS_BIND_RETRIES times at most, while the
+ * address is in use; then `listening()`, or a last warning. Returns a cancel function.
+ */
+function bindLater(s: Server, at: ListenAddress, where: string, listening: () => void): () => void {
+  let tries = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = (): void => {
+    timer = undefined;
+    tries++;
+    listen(s, at).then(
+      () => {
+        msgInfo(`metrics listener ${where}: bound after ${tries} ${tries === 1 ? 'retry' : 'retries'}`);
+        listening();
+      },
+      (err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && tries < METRICS_BIND_RETRIES) {
+          timer = setTimeout(attempt, METRICS_BIND_RETRY_MS);
+          timer.unref();
+          return;
+        }
+        msgWarn(`metrics listener ${where}: ${errorReason(err)} -- GET /metrics is not served; tlsmgr-ctl metrics still is`);
+      },
+    );
+  };
+  timer = setTimeout(attempt, METRICS_BIND_RETRY_MS);
+  timer.unref();
+  return () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    tries = METRICS_BIND_RETRIES;
+  };
+}
+
 export interface MetricsPart extends DaemonPart {
   /** The bound address once listening (the port the system gave for port 0), else null. */
   readonly address: ListenAddress | null;
@@ -112,6 +155,7 @@ export interface MetricsPart extends DaemonPart {
 export function metricsPart(): MetricsPart {
   let server: Server | undefined;
   let address: ListenAddress | null = null;
+  let retry: (() => void) | undefined;
   return {
     get address() {
       return address;
@@ -125,21 +169,34 @@ export function metricsPart(): MetricsPart {
       s.headersTimeout = METRICS_HEADERS_TIMEOUT_MS;
       s.requestTimeout = METRICS_REQUEST_TIMEOUT_MS;
       s.keepAliveTimeout = METRICS_KEEPALIVE_MS;
+      const where = formatListenAddress(at);
+      const listening = (): void => {
+        // Errors after listening (none expected) must not end the daemon.
+        s.on('error', (err) => msgWarn(`metrics listener ${where}: ${errorReason(err)}`));
+        const bound = s.address();
+        address = typeof bound === 'object' && bound !== null ? { host: bound.address, port: bound.port } : at;
+        server = s;
+        msgVerbose(1, `metrics listener http://${formatListenAddress(address)}${METRICS_PATH}`);
+      };
       try {
         await listen(s, at);
       } catch (err) {
-        msgWarn(`metrics listener ${formatListenAddress(at)}: ${errorReason(err)} -- GET /metrics is not served; tlsmgr-ctl metrics still is`);
-        s.close();
+        const resolved = (err as { address?: unknown }).address;
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || typeof resolved !== 'string') {
+          msgWarn(`metrics listener ${where}: ${errorReason(err)} -- GET /metrics is not served; tlsmgr-ctl metrics still is`);
+          return;
+        }
+        // The daemon before a `postfix reload` may still hold the port for a moment: try again,
+        // on the address already resolved (no name lookup inside the chroot).
+        msgWarn(`metrics listener ${where}: ${errorReason(err)} -- trying again every second for ${METRICS_BIND_RETRIES} s; GET /metrics is not served meanwhile`);
+        retry = bindLater(s, { host: resolved, port: at.port }, where, listening);
         return;
       }
-      // Errors after listening (none expected) must not end the daemon.
-      s.on('error', (err) => msgWarn(`metrics listener ${formatListenAddress(at)}: ${errorReason(err)}`));
-      const bound = s.address();
-      address = typeof bound === 'object' && bound !== null ? { host: bound.address, port: bound.port } : at;
-      server = s;
-      msgVerbose(1, `metrics listener http://${formatListenAddress(address)}${METRICS_PATH}`);
+      listening();
     },
     beforeExit() {
+      retry?.();
+      retry = undefined;
       if (server === undefined) return;
       server.close();
       server.closeAllConnections();

@@ -9,7 +9,8 @@
  * - GET /metrics has prom-client's Content-Type; another path is 404, another method 405;
  * - no cache_id, session byte, seed byte or ticket key name is in the text;
  * - a listener that cannot be bound (the port taken) is a warning, and the daemon serves
- *   Postfix and tlsmgr-ctl metrics all the same.
+ *   Postfix and tlsmgr-ctl metrics all the same; once the port is free (as after the old
+ *   daemon of a postfix reload exits) the next try binds it and GET /metrics answers.
  * Every wait is bounded (client timeouts, request timeouts, the child's exit).
  */
 
@@ -206,7 +207,7 @@ test('GET /metrics: the Prometheus Content-Type; other paths 404; other methods 
   assert.equal(head.body, '');
 });
 
-test('a metrics port that cannot be bound: a warning, and the daemon serves on (tlsmgr-ctl metrics too)', async () => {
+test('a metrics port in use: a warning, the daemon serves on (tlsmgr-ctl metrics too), and binds it once it is free', async () => {
   const taken: Server = createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
   const busy = (taken.address() as AddressInfo).port;
@@ -221,12 +222,22 @@ test('a metrics port that cannot be bound: a warning, and the daemon serves on (
     }
     assert.match(
       other.stderr(),
-      new RegExp(`warning: metrics listener 127\\.0\\.0\\.1:${busy}: .*EADDRINUSE.* -- GET /metrics is not served; tlsmgr-ctl metrics still is`),
+      new RegExp(`warning: metrics listener 127\\.0\\.0\\.1:${busy}: .*EADDRINUSE.* -- trying again every second for 30 s; GET /metrics is not served meanwhile`),
     );
     const s = samples(await viaCtl(other.dir));
     assert.equal(get(s, 'cache_lookups_total{cache="smtpd",result="miss"}'), 1);
+    // The port let go (as by the daemon before a postfix reload): the next try binds it.
+    await new Promise<void>((resolve) => taken.close(() => resolve()));
+    let reply: HttpReply | undefined;
+    for (let i = 0; i < 50 && reply?.status !== 200; i++) {
+      reply = await http('GET', '/metrics', busy).catch(() => undefined);
+      if (reply?.status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(reply?.status, 200, `GET /metrics on ${busy} after the port was freed:\n${other.stderr()}`);
+    assert.match(reply.body, /postfix_tlsmgr_cache_lookups_total\{cache="smtpd",result="miss"\} 1\n/);
+    assert.match(other.stderr(), new RegExp(`metrics listener 127\\.0\\.0\\.1:${busy}: bound after \\d+ retr(y|ies)`));
   } finally {
     await other?.stop();
-    await new Promise<void>((resolve) => taken.close(() => resolve()));
+    if (taken.listening) await new Promise<void>((resolve) => taken.close(() => resolve()));
   }
 });
