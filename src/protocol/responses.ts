@@ -15,6 +15,7 @@
  *   tlsmgr/tlsmgr.c tlsmgr_service(), spec 2.3-2.9
  */
 
+import { base64EncodeInto, base64Length } from '../attr/base64.js';
 import { Attr0Writer } from '../attr/writer.js';
 import { ATTR, REQ, STAT, type RequestName, type Status } from './names.js';
 
@@ -46,14 +47,32 @@ function constant(request: 'lookup' | 'update' | 'delete', status: Status): Buff
  * The reply gets a buffer of its own (allocUnsafeSlow), not a slice of Node's shared 8 KB
  * pool: replies live until the end of the event-loop turn (connection.ts writes them
  * together), and pool slices that live that long kept whole slabs alive; under a
- * lookup-heavy load that grew the malloc heap by about 12 MB.
+ * lookup-heavy load that grew the malloc heap by about 12 MB. The data (a session, seed
+ * bytes) is base64-encoded straight into that buffer: no string of it is made, which
+ * could not be wiped and would cost an allocation and a copy more per reply.
  */
 function withData(status: Status, name: string, data: Uint8Array): Buffer {
-  const b = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const text = `${ATTR.STATUS}\0${status >>> 0}\0${name}\0${b.toString('base64')}\0\0`;
-  const out = Buffer.allocUnsafeSlow(text.length);
-  out.write(text, 0, 'latin1');
+  const head = dataHead(status, name);
+  const out = Buffer.allocUnsafeSlow(head.length + base64Length(data.length) + 2);
+  head.copy(out, 0);
+  const end = base64EncodeInto(data, out, head.length);
+  out[end] = 0;
+  out[end + 1] = 0;
   return out;
+}
+
+/** "status NUL <status> NUL <name> NUL", per attribute name and status (a handful of each). */
+const HEADS = new Map<string, Map<Status, Buffer>>();
+
+function dataHead(status: Status, name: string): Buffer {
+  let byStatus = HEADS.get(name);
+  if (byStatus === undefined) HEADS.set(name, (byStatus = new Map()));
+  let h = byStatus.get(status);
+  if (h === undefined) {
+    h = Buffer.from(`${ATTR.STATUS}\0${status >>> 0}\0${name}\0`, 'latin1');
+    byStatus.set(status, h);
+  }
+  return h;
 }
 
 export function encodeResponse(r: Response): Buffer {
