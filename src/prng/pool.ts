@@ -24,7 +24,9 @@
  *     never counted as entropy. When the queue passes STIR_FOLD bytes it is folded in at once
  *     with a zero-length generate, so it stays bounded however long no seed is asked for.
  *   - generate(): HMAC_DRBG Generate in pieces of at most 65536 bytes; when the DRBG's reseed
- *     counter runs out (2^48 requests) it is reseeded from the CSPRNG first.
+ *     counter runs out (2^48 requests) it is reseeded from the CSPRNG first. One piece (every
+ *     seed reply) is the DRBG's own output buffer, handed over; more are copied into one
+ *     buffer and each piece is wiped, so no copy of handed-out bytes stays behind.
  *   - Failure: when the CSPRNG or the DRBG throws in the middle of an operation (a reseed
  *     whose CSPRNG draw fails, a generate or a fold that breaks off), the pool is marked
  *     failed and the error is passed on. A failed pool produces nothing until a reseed from
@@ -117,18 +119,23 @@ export class PrngPool {
   /** n pseudo-random bytes (any n >= 0); throws, and hands out nothing, when they cannot be made. */
   generate(n: number): Buffer {
     this.alive();
+    if (n <= MAX_BYTES_PER_REQUEST) {
+      // One DRBG request (every seed reply): its output is handed out as it is, no copy.
+      return this.guarded(() => {
+        this.reseedIfNeeded();
+        return this.drbg.generate(n, { additional: this.takePending() });
+      });
+    }
     const out = Buffer.allocUnsafe(n);
     try {
       this.guarded(() => {
-        if (this.failed) {
-          this.drbg.reseed(this.random(MIN_ENTROPY), this.takePending());
-          this.failed = false;
-        }
         let off = 0;
         do {
-          if (this.drbg.reseedRequired) this.drbg.reseed(this.random(MIN_ENTROPY), this.takePending());
+          this.reseedIfNeeded();
           const len = Math.min(n - off, MAX_BYTES_PER_REQUEST);
-          this.drbg.generate(len, { additional: this.takePending() }).copy(out, off);
+          const piece = this.drbg.generate(len, { additional: this.takePending() });
+          piece.copy(out, off);
+          piece.fill(0); // copied into out: no second copy is left to the GC
           off += len;
         } while (off < n);
       });
@@ -137,6 +144,16 @@ export class PrngPool {
       throw err;
     }
     return out;
+  }
+
+  /* reseedIfNeeded - a failed pool, or a DRBG whose reseed counter ran out, reseeds from the CSPRNG first */
+  private reseedIfNeeded(): void {
+    if (this.failed) {
+      this.drbg.reseed(this.random(MIN_ENTROPY), this.takePending());
+      this.failed = false;
+    } else if (this.drbg.reseedRequired) {
+      this.drbg.reseed(this.random(MIN_ENTROPY), this.takePending());
+    }
   }
 
   /** One byte 0..255, for the timer formula of spec 4.4. */

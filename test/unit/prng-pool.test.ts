@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { test } from 'node:test';
+import { HmacDrbg, MAX_BYTES_PER_REQUEST } from '../../src/prng/drbg.js';
 import { PrngPool, STIR_FOLD, type PoolDeps } from '../../src/prng/pool.js';
 
 /** Deterministic deps: counter "CSPRNG", fixed clocks (settable), fixed pid. */
@@ -229,4 +230,33 @@ test('a stir whose fold breaks off throws and fails the pool; the next generate 
   assert.deepEqual(d.calls, [16, 32]);
   assert.equal(p.generate(16).length, 16);
   assert.deepEqual(d.calls, [16, 32, 32]);
+});
+
+test('generate leaves no copy of the bytes it hands out: a DRBG output is handed over or wiped', () => {
+  const sizes = [32, 255, MAX_BYTES_PER_REQUEST + 5];
+  const ref = PrngPool.create(fixed());
+  const wants = sizes.map((n) => ref.generate(n));
+  const proto = HmacDrbg.prototype as unknown as { generate: (...a: unknown[]) => Buffer };
+  const real = proto.generate;
+  const made: Buffer[] = [];
+  proto.generate = function (this: unknown, ...a: unknown[]): Buffer {
+    const b = Reflect.apply(real, this, a) as Buffer;
+    made.push(b);
+    return b;
+  };
+  try {
+    const p = PrngPool.create(fixed());
+    for (const [i, n] of sizes.entries()) {
+      made.length = 0;
+      const out = p.generate(n);
+      assert.ok(out.equals(wants[i]), `${n} bytes: the same output as an unwatched pool`);
+      assert.ok(made.length >= 1, `${n} bytes: the DRBG was asked`);
+      for (const b of made) {
+        if (b === out || b.length === 0) continue;
+        assert.ok(b.every((x) => x === 0), `${n} bytes: a DRBG output of ${b.length} bytes not handed out is wiped`);
+      }
+    }
+  } finally {
+    proto.generate = real;
+  }
 });
