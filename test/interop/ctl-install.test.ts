@@ -488,7 +488,7 @@ function defineSuite(): void {
       assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [0, 0, 0o755]);
       const text = readFileSync(entry, 'utf8');
       assert.match(text, /^#!\/bin\/sh\n/);
-      assert.ok(text.includes(`exec '${process.execPath}' '--max-semi-space-size=1' '--max-old-space-size=1024' '${installedDaemon}' "$@"\n`), text);
+      assert.ok(text.includes(`exec '${process.execPath}' '--max-semi-space-size=1' '--max-old-space-size=1024' '--v8-pool-size=1' '${installedDaemon}' "$@"\n`), text);
       assert.equal(statSync(POSTFIX_TLSMGR).isFile(), true, 'Postfix\'s own tlsmgr is still there');
 
       const node = realpathSync(process.execPath);

@@ -29,7 +29,7 @@ function scratch(): string {
 }
 
 test('shebangNodeArgs reads the V8 options of bin/tlsmgr, and none from other #! lines', () => {
-  assert.deepEqual(shebangNodeArgs(readFileSync(join(REPO, 'bin', 'tlsmgr'), 'utf8')), ['--max-semi-space-size=1', '--max-old-space-size=1024']);
+  assert.deepEqual(shebangNodeArgs(readFileSync(join(REPO, 'bin', 'tlsmgr'), 'utf8')), ['--max-semi-space-size=1', '--max-old-space-size=1024', '--v8-pool-size=1']);
   assert.deepEqual(shebangNodeArgs('#!/usr/bin/env node\n'), []);
   assert.deepEqual(shebangNodeArgs('#!/usr/bin/env -S node\n'), []);
   assert.deepEqual(shebangNodeArgs('#!/usr/bin/env -S node  --a=1   --b \nx'), ['--a=1', '--b']);
@@ -40,7 +40,7 @@ test('packageDaemon: this node and this package\'s bin/tlsmgr', () => {
   const t = packageDaemon();
   assert.equal(t.node, process.execPath);
   assert.equal(t.daemon, join(REPO, 'bin', 'tlsmgr'));
-  assert.deepEqual(t.nodeArgs, ['--max-semi-space-size=1', '--max-old-space-size=1024']);
+  assert.deepEqual(t.nodeArgs, ['--max-semi-space-size=1', '--max-old-space-size=1024', '--v8-pool-size=1']);
 });
 
 test('renderEntry: sh runs exactly the node, options and daemon given, then master\'s arguments', () => {
