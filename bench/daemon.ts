@@ -3,6 +3,7 @@
  *   bench/daemon - start our tlsmgr as a real process on a scratch instance directory
  * SYNOPSIS
  *   startDaemon({ mainCf?: Record<string,string>, args?, nodeArgs?, bin? }): Promise<RunningDaemon>
+ *   serving(proc, { dir, socket, what, cleanup }): Promise<RunningDaemon>   (any server process)
  * DESCRIPTION
  *   Makes a temp dir with etc/main.cf (queue and data directories inside it, mail_owner = the
  *   current user, as root "postfix" or "nobody": instanceMailOwner(), makeInstanceDirs()),
@@ -96,36 +97,45 @@ export async function startDaemon(
     env: { ...process.env, MAIL_CONFIG: join(dir, 'etc') },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  return serving(proc, { dir, socket, what: 'tlsmgr', cleanup: () => rmSync(dir, { recursive: true, force: true }) });
+}
+
+/**
+ * serving - wait (15 s at most) until the server `proc` started answers on `socket`, and give
+ * its RunningDaemon; when it exits or does not answer in time, kill it, clean up and throw
+ * "<what> did not start: <its stderr>". stop(): SIGTERM, SIGKILL 5 s later, cleanup.
+ */
+export async function serving(proc: ChildProcess, o: { dir: string; socket: string; what: string; cleanup: () => void }): Promise<RunningDaemon> {
   let err = '';
   proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const deadline = Date.now() + 15000;
   for (;;) {
     try {
-      (await TlsmgrClient.connect(socket, { timeoutMs: 2000 })).close();
+      (await TlsmgrClient.connect(o.socket, { timeoutMs: 2000 })).close();
       break;
     } catch {
       if (Date.now() > deadline || proc.exitCode !== null) {
         proc.kill('SIGKILL');
-        rmSync(dir, { recursive: true, force: true });
-        throw new Error(`tlsmgr did not start: ${err}`);
+        o.cleanup();
+        throw new Error(`${o.what} did not start: ${err}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
   }
   return {
-    dir,
-    socket,
+    dir: o.dir,
+    socket: o.socket,
     proc,
     stderr: () => err,
     async stop() {
-      if (proc.exitCode === null) {
+      if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGTERM');
         const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
         await exited;
         clearTimeout(t);
       }
-      rmSync(dir, { recursive: true, force: true });
+      o.cleanup();
       return proc.exitCode;
     },
   };

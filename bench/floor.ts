@@ -39,9 +39,8 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TlsmgrClient } from '../src/client/client.js';
 import { ATTR, GREETING, STAT } from '../src/protocol/names.js';
-import type { RunningDaemon } from './daemon.js';
+import { serving, type RunningDaemon } from './daemon.js';
 
 const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
 const OK = latin1(`${ATTR.STATUS}\0${STAT.OK}\0\0`);
@@ -127,39 +126,7 @@ export async function startFloor(): Promise<RunningDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'tlsmgr-floor-'));
   const socket = join(dir, 'floor');
   const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), socket], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    try {
-      (await TlsmgrClient.connect(socket, { timeoutMs: 2000 })).close();
-      break;
-    } catch {
-      if (Date.now() > deadline || proc.exitCode !== null) {
-        proc.kill('SIGKILL');
-        rmSync(dir, { recursive: true, force: true });
-        throw new Error(`floor server did not start: ${err}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    dir,
-    socket,
-    proc,
-    stderr: () => err,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(t);
-      }
-      rmSync(dir, { recursive: true, force: true });
-      return proc.exitCode;
-    },
-  };
+  return serving(proc, { dir, socket, what: 'floor server', cleanup: () => rmSync(dir, { recursive: true, force: true }) });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

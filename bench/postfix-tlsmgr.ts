@@ -22,9 +22,8 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, renameSync, r
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TlsmgrClient } from '../src/client/client.js';
 import { lookupUser } from '../src/master/passwd.js';
-import { writeInstanceMainCf, type RunningDaemon } from './daemon.js';
+import { serving, writeInstanceMainCf, type RunningDaemon } from './daemon.js';
 
 export const POSTFIX_TLSMGR = '/usr/lib/postfix/sbin/tlsmgr';
 const MAIL_OWNER = 'postfix';
@@ -67,41 +66,9 @@ export async function startPostfixTlsmgr(opts: { mainCf?: Record<string, string>
   const status = (proc.stdio as unknown as (Socket | null)[])[5];
   status?.on('data', () => undefined); // drain the TAKEN/AVAIL records
   status?.on('error', () => undefined);
-  let err = '';
-  proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const cleanup = (): void => {
     status?.destroy();
     rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    try {
-      (await TlsmgrClient.connect(socket, { timeoutMs: 2000 })).close();
-      break;
-    } catch {
-      if (Date.now() > deadline || proc.exitCode !== null) {
-        proc.kill('SIGKILL');
-        cleanup();
-        throw new Error(`Postfix tlsmgr did not start: ${err}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    dir,
-    socket,
-    proc,
-    stderr: () => err,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(t);
-      }
-      cleanup();
-      return proc.exitCode;
-    },
-  };
+  return serving(proc, { dir, socket, what: 'Postfix tlsmgr', cleanup });
 }
