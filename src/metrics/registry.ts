@@ -36,14 +36,17 @@
  *   Labels are fixed names (cache types, request names, results, reasons) and the Redis
  *   configuration file's path: never a cache_id, a session, a key or key name, a seed.
  * LIMITS
- *   After chroot (-c), prom-client's metrics that read /proc/self (resident and virtual
- *   memory, open file descriptors) cannot read it: they stay 0. CPU time, heap and event
- *   loop figures come from Node.js itself and are not affected.
+ *   After chroot (-c) /proc is out of reach by path. The memory gauges (resident, virtual,
+ *   heap) are read from a descriptor of /proc/self/status opened when the registry is made,
+ *   before the chroot, so they keep working; the open and maximum file descriptors, which
+ *   prom-client reads by path, then stay 0. CPU time and the Node.js heap and event loop
+ *   figures come from Node.js itself.
  * SEE ALSO
  *   metrics/meter.ts, metrics/histogram.ts, daemon/control-answers.ts (the metrics command),
  *   daemon/metrics-http.ts (GET /metrics)
  */
 
+import { openSync, readSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheTable } from '../cache/caches.js';
 import type { CacheStats } from '../cache/stats.js';
@@ -73,6 +76,41 @@ export interface TlsmgrMetricsOptions {
 }
 
 const REMOVED_REASONS = ['expired', 'evicted', 'corrupt', 'refused'] as const;
+
+/** prom-client's memory gauges, with the /proc/self/status field (kB) each is read from. */
+const PROC_STATUS_GAUGES = [
+  ['process_resident_memory_bytes', 'VmRSS', 'Resident memory size in bytes.'],
+  ['process_virtual_memory_bytes', 'VmSize', 'Virtual memory size in bytes.'],
+  ['process_heap_bytes', 'VmData', 'Process heap size in bytes.'],
+] as const;
+
+/* ProcStatus - /proc/self/status, opened once, read again from offset 0 at each scrape */
+class ProcStatus {
+  /** The file is about 1.5 kB; what does not fit is not read. */
+  private readonly buf = Buffer.alloc(8192);
+
+  private constructor(private readonly fd: number) {}
+
+  static open(): ProcStatus | null {
+    try {
+      return new ProcStatus(openSync('/proc/self/status', 'r'));
+    } catch {
+      return null;
+    }
+  }
+
+  /** A "<field>:  <n> kB" line's n, or null. */
+  field(name: string): number | null {
+    let n: number;
+    try {
+      n = readSync(this.fd, this.buf, 0, this.buf.length, 0);
+    } catch {
+      return null;
+    }
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(this.buf.toString('latin1', 0, n));
+    return m === null ? null : Number(m[1]);
+  }
+}
 
 export class TlsmgrMetrics {
   readonly registry = new Registry();
@@ -164,7 +202,21 @@ export class TlsmgrMetrics {
     redis('errors', 'Redis calls that the server or the connection failed.');
     redis('timeouts', 'Redis calls without a reply within the timeout.');
     redis('fallbacks', 'Redis calls not made or not answered: tlsmgr served without Redis.');
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: p });
+    if (opts.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: p });
+      // prom-client reads these by path, which a chroot hides: read them from a descriptor
+      // opened now, before the chroot, instead.
+      const status = ProcStatus.open();
+      if (status !== null) {
+        for (const [name, field, help] of PROC_STATUS_GAUGES) {
+          this.registry.removeSingleMetric(p + name);
+          gauge(name, help, [], (set) => {
+            const kb = status.field(field);
+            if (kb !== null) set({}, kb * 1024);
+          });
+        }
+      }
+    }
   }
 
   /** The Content-Type of text(): the Prometheus text format 0.0.4. */

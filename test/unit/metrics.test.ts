@@ -15,7 +15,9 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { newCounters, type CacheStats } from '../../src/cache/stats.js';
@@ -164,6 +166,30 @@ test('the process metrics carry the prefix', async () => {
   assert.match(text, /^postfix_tlsmgr_process_cpu_seconds_total /m);
   assert.match(text, /^postfix_tlsmgr_nodejs_heap_size_used_bytes /m);
   assert.doesNotMatch(text, /^process_cpu_seconds_total /m);
+});
+
+test('after a chroot the memory gauges still read /proc/self/status (from a descriptor opened before)', { skip: process.getuid?.() !== 0 && 'needs root' }, () => {
+  const jail = mkdtempSync(join(tmpdir(), 'tlsmgr-metrics-jail-'));
+  try {
+    const dist = join(dirname(fileURLToPath(import.meta.url)), '../../src');
+    // The registry is made before the chroot, as the daemon makes it; the text after.
+    const script = `
+      const { TlsmgrMetrics } = await import(${JSON.stringify(join(dist, 'metrics/registry.js'))});
+      const { ServiceMeter } = await import(${JSON.stringify(join(dist, 'metrics/meter.js'))});
+      const { chrootTo } = await import(${JSON.stringify(join(dist, 'master/chroot.js'))});
+      const m = new TlsmgrMetrics({ caches: { stats: () => new Map() }, meter: new ServiceMeter(), ticketKeysCreated: () => 0, connections: () => 0, links: () => [] });
+      chrootTo(${JSON.stringify(jail)});
+      process.stdout.write(await m.text());`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    for (const name of ['process_resident_memory_bytes', 'process_virtual_memory_bytes', 'process_heap_bytes']) {
+      const lines = r.stdout.split('\n').filter((l) => l.startsWith(`postfix_tlsmgr_${name} `));
+      assert.equal(lines.length, 1, `${name} once:\n${lines.join('\n')}`);
+      assert.ok(Number(lines[0].split(' ')[1]) > 1_000_000, lines[0]);
+    }
+  } finally {
+    rmSync(jail, { recursive: true, force: true });
+  }
 });
 
 test('countSeed counts the requests answered with their bytes, and the bytes', () => {
