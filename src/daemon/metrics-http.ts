@@ -28,7 +28,9 @@
  *   most METRICS_CONNECTION_LIMIT (4) connections at once (more are closed at once); the
  *   headers must arrive within METRICS_HEADERS_TIMEOUT_MS (5 s) and the whole request
  *   within METRICS_REQUEST_TIMEOUT_MS (10 s); an idle kept-alive connection is closed after
- *   METRICS_KEEPALIVE_MS (5 s). A request body is not read.
+ *   METRICS_KEEPALIVE_MS (5 s). A request body is not read. One exposition is made per
+ *   METRICS_MIN_INTERVAL_MS (100 ms) at most; a request within it waits: a client on the host
+ *   that asks in a loop takes about 1% of the daemon's thread, not all of it.
  * DIAGNOSTICS
  *   A listener that cannot be opened is not fatal, as for the control socket: "warning:
  *   metrics listener <host>:<port>: <reason> -- GET /metrics is not served; tlsmgr-ctl
@@ -60,6 +62,8 @@ export const METRICS_CONNECTION_LIMIT = 4;
 export const METRICS_HEADERS_TIMEOUT_MS = 5_000;
 export const METRICS_REQUEST_TIMEOUT_MS = 10_000;
 export const METRICS_KEEPALIVE_MS = 5_000;
+/** GET /metrics renders at most once per this interval (a scraper asks every 15 s or so). */
+export const METRICS_MIN_INTERVAL_MS = 100;
 /** An address in use is tried again this often, this many times (the old daemon of a reload may hold it). */
 export const METRICS_BIND_RETRY_MS = 1_000;
 export const METRICS_BIND_RETRIES = 30;
@@ -76,7 +80,7 @@ function plain(res: ServerResponse, status: number, text: string, headers: Recor
 }
 
 /* serveMetrics - one HTTP request */
-function serveMetrics(req: IncomingMessage, res: ServerResponse, metrics: TlsmgrMetrics): void {
+function serveMetrics(req: IncomingMessage, res: ServerResponse, metrics: TlsmgrMetrics, turn: () => Promise<void>): void {
   const url = req.url ?? '';
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
@@ -88,7 +92,7 @@ function serveMetrics(req: IncomingMessage, res: ServerResponse, metrics: Tlsmgr
     plain(res, 405, 'method not allowed: use GET\n', { Allow: 'GET, HEAD' });
     return;
   }
-  metrics.text().then(
+  turn().then(() => metrics.text()).then(
     (text) => {
       res.writeHead(200, { 'Content-Type': metrics.contentType, 'Content-Length': Buffer.byteLength(text) });
       res.end(text);
@@ -99,6 +103,21 @@ function serveMetrics(req: IncomingMessage, res: ServerResponse, metrics: Tlsmgr
       else res.destroy();
     },
   );
+}
+
+/*
+ * throttle - at most one exposition per METRICS_MIN_INTERVAL_MS: a render costs about a
+ * millisecond of the daemon's one thread, and anyone on the host may reach the port. A
+ * request within the interval waits its turn (at most METRICS_CONNECTION_LIMIT wait).
+ */
+function throttle(): () => Promise<void> {
+  let nextAt = 0;
+  return () => {
+    const now = performance.now();
+    const at = Math.max(now, nextAt);
+    nextAt = at + METRICS_MIN_INTERVAL_MS;
+    return at <= now ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, at - now).unref());
+  };
 }
 
 /* listen - resolves once listening, rejects with the bind error */
@@ -164,7 +183,8 @@ export function metricsPart(): MetricsPart {
       const at = d.config.metricsListen;
       const metrics = d.service.metrics;
       if (d.mode === 'stdio' || at === null || metrics === undefined) return;
-      const s = createServer({ maxHeaderSize: METRICS_HEADER_LIMIT }, (req, res) => serveMetrics(req, res, metrics));
+      const turn = throttle();
+      const s = createServer({ maxHeaderSize: METRICS_HEADER_LIMIT }, (req, res) => serveMetrics(req, res, metrics, turn));
       s.maxConnections = METRICS_CONNECTION_LIMIT;
       s.headersTimeout = METRICS_HEADERS_TIMEOUT_MS;
       s.requestTimeout = METRICS_REQUEST_TIMEOUT_MS;

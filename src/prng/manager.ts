@@ -5,7 +5,8 @@
  *   const prng = await PrngManager.preInit(config, deps)   before chroot / privilege drop
  *   await prng.postInit()                                  after it: reseed + exchange now, timers
  *   prng.seed(n): Buffer     prng.stir(extra?)     prng.beforeExit()     prng.close()
- *   prng.info(): PrngInfo    source name, last reseed, last exchange-file save (times only)
+ *   prng.info(): PrngInfo    source name and whether open, exchange file path, last reseed and
+ *                            exchange-file save times (never pool or seed bytes)
  * DESCRIPTION
  *   The PRNG half of tlsmgr.c (spec 4, scenarios 34-40):
  *   - preInit (tlsmgr_pre_init): instantiate the pool (CSPRNG, time ^ pid); open the source

@@ -207,6 +207,13 @@ test('GET /metrics: the Prometheus Content-Type; other paths 404; other methods 
   assert.equal(head.body, '');
 });
 
+test('GET /metrics in a loop: at most one exposition per 100 ms, so a scraper cannot take the daemon\'s thread', async () => {
+  const t0 = performance.now();
+  for (let i = 0; i < 6; i++) assert.equal((await http('GET', '/metrics')).status, 200);
+  // Six renders need at least five intervals between them (a lower bound: never flaky).
+  assert.ok(performance.now() - t0 >= 500, `6 expositions in ${(performance.now() - t0).toFixed(0)} ms`);
+});
+
 test('a metrics port in use: a warning, the daemon serves on (tlsmgr-ctl metrics too), and binds it once it is free', async () => {
   const taken: Server = createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
